@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/**
+ * @notice The access policy of one dataset. Packed into four storage slots.
+ * @dev Privacy figures are fixed point: ε in millionths (1_000_000 = ε 1.0), δ in 1e-18 units.
+ */
+struct Policy {
+    /// Payment token of the price; ignored when the dataset is free (price == 0).
+    address paymentToken;
+    /// Price of one credit, in the payment token's smallest units; 0 makes the dataset free.
+    uint96 price;
+    /// Unix time after which no credits can be bought; 0 = never expires.
+    uint40 expiry;
+    /// Total privacy budget ε of the dataset over all jobs (millionths).
+    uint32 budget;
+    /// Largest ε one job may spend (millionths); at most `budget`.
+    uint32 perJobCap;
+    /// δ of every (ε, δ) guarantee on this dataset (1e-18 units); 0 < δ < 1.
+    uint64 delta;
+    /// Most training epochs one job may ask for.
+    uint16 maxEpochs;
+    /// Credits one address may take from a free dataset.
+    uint16 freeCap;
+    /// True when credits buy compute only (no download of the data).
+    bool computeOnly;
+    /// Merkle root of the buyers allowed (OpenZeppelin double-hashed leaves); 0 = open to all.
+    bytes32 allowlistRoot;
+    /// Merkle root of the allowed model-family hashes; 0 = any family the runner supports.
+    bytes32 modelFamiliesRoot;
+}
+
+/**
+ * @title AccessPolicies
+ * @notice Versioned access policies, one per dataset. Only a dataset's policy controller
+ * (its owner, or a timelock for a governed dataset) changes its policy.
+ */
+abstract contract AccessPolicies {
+    uint256 internal constant DELTA_ONE = 1e18;
+
+    mapping(uint256 datasetId => Policy) internal _policies;
+
+    /// @notice A dataset's policy was set; `version` counts from 1. `listsDigest` is the
+    /// sha256 digest of the raw CIDv1 of the JSON document listing the allowlist and the
+    /// model families behind the two Merkle roots (0 when both lists are empty).
+    event PolicyUpdated(uint256 indexed datasetId, uint32 indexed version, Policy policy, bytes32 listsDigest);
+
+    /// @notice The privacy budget must be positive.
+    error InvalidPrivacyBudget();
+    /// @notice The per-job cap must be positive and at most the budget.
+    error InvalidPerJobCap(uint32 perJobCap, uint32 budget);
+    /// @notice δ must lie strictly between 0 and 1.
+    error InvalidDelta(uint64 delta);
+    /// @notice At least one epoch must be allowed.
+    error InvalidMaxEpochs();
+    /// @notice A priced dataset needs a payment token.
+    error MissingPaymentToken();
+    /// @notice A free dataset needs a positive per-address credit cap.
+    error MissingFreeCap();
+    /// @notice The expiry lies in the past.
+    error ExpiryInPast(uint40 expiry, uint256 nowTimestamp);
+
+    /**
+     * @notice Replaces the policy of `datasetId` and bumps its version.
+     * @dev Only the dataset's policy controller.
+     */
+    function setPolicy(uint256 datasetId, Policy calldata policy, bytes32 listsDigest) external {
+        _requirePolicyController(datasetId);
+        _setPolicy(datasetId, policy, listsDigest);
+    }
+
+    /// @notice The current policy of `datasetId` and its version.
+    function policyOf(uint256 datasetId) external view returns (Policy memory policy, uint32 version) {
+        version = _policyVersion(datasetId);
+        policy = _policies[datasetId];
+    }
+
+    /**
+     * @notice Reverts with the policy setter's error when `policy` is invalid. Lets callers
+     * (the CLI, a governance proposal) refuse a bad policy before it is sent.
+     */
+    function checkPolicy(Policy calldata policy) public view {
+        if (policy.budget == 0) revert InvalidPrivacyBudget();
+        if (policy.perJobCap == 0 || policy.perJobCap > policy.budget) {
+            revert InvalidPerJobCap(policy.perJobCap, policy.budget);
+        }
+        if (policy.delta == 0 || policy.delta >= DELTA_ONE) revert InvalidDelta(policy.delta);
+        if (policy.maxEpochs == 0) revert InvalidMaxEpochs();
+        if (policy.price == 0) {
+            if (policy.freeCap == 0) revert MissingFreeCap();
+        } else if (policy.paymentToken == address(0)) {
+            revert MissingPaymentToken();
+        }
+        if (policy.expiry != 0 && policy.expiry <= block.timestamp) {
+            revert ExpiryInPast(policy.expiry, block.timestamp);
+        }
+    }
+
+    function _setPolicy(uint256 datasetId, Policy calldata policy, bytes32 listsDigest) internal {
+        checkPolicy(policy);
+        _policies[datasetId] = policy;
+        emit PolicyUpdated(datasetId, _bumpPolicyVersion(datasetId), policy, listsDigest);
+    }
+
+    /// @dev Reverts unless the caller controls the policy of `datasetId`.
+    function _requirePolicyController(uint256 datasetId) internal view virtual;
+
+    function _policyVersion(uint256 datasetId) internal view virtual returns (uint32);
+
+    /// @dev Increments and returns the policy version of `datasetId`.
+    function _bumpPolicyVersion(uint256 datasetId) internal virtual returns (uint32);
+}

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+import {IERC721Metadata} from "@openzeppelin/contracts/token/ERC721/extensions/IERC721Metadata.sol";
+import {CoveTest} from "./utils/CoveTest.sol";
+import {Vm} from "./utils/Test.sol";
+import {DatasetRegistry, DatasetParams, Dataset} from "../src/modules/DatasetRegistry.sol";
+import {AccessPolicies, Policy} from "../src/modules/AccessPolicies.sol";
+import {Datatoken} from "../src/tokens/Datatoken.sol";
+
+/// @notice `publish`: the registration record, its events, the field checks and the
+/// commitment-uniqueness rule; and UnknownDataset on every entry point taking an id.
+contract PublishTest is CoveTest {
+    bytes32 internal constant LISTS_DIGEST = keccak256("lists document");
+
+    function test_Deploy_EmptyRegistry() public view {
+        assertEq(cove.datasetCount(), 0, "datasetCount");
+        assertEq(cove.name(), "Cove Dataset", "name");
+        assertEq(cove.symbol(), "COVE-DS", "symbol");
+        assertEq(cove.CREDIT(), 1e18, "CREDIT");
+        assertEq(cove.datatokenTemplate(), _createAddress(address(cove), 1), "template at hub nonce 1");
+        assertEq(Datatoken(cove.datatokenTemplate()).hub(), address(cove), "template hub");
+        assertTrue(cove.supportsInterface(type(IERC721).interfaceId), "IERC721");
+        assertTrue(cove.supportsInterface(type(IERC721Metadata).interfaceId), "IERC721Metadata");
+    }
+
+    function test_Publish_EmitsTransferDatasetPublishedPolicyUpdated() public {
+        DatasetParams memory params = _params(1);
+        Policy memory policy = _pricedPolicy();
+        address expectedToken = _nextDatatoken();
+
+        vm.expectEmit(true, true, true, true, address(cove));
+        emit IERC721.Transfer(address(0), owner, 1);
+        vm.expectEmit(true, true, true, true, address(cove));
+        emit DatasetRegistry.DatasetPublished(
+            1, owner, expectedToken, params.metadataDigest, params.commitment, params.rows, params.runner
+        );
+        vm.expectEmit(true, true, true, true, address(cove));
+        emit AccessPolicies.PolicyUpdated(1, 1, policy, LISTS_DIGEST);
+
+        vm.prank(owner);
+        (uint256 id, address token) = cove.publish(params, policy, LISTS_DIGEST);
+        assertEq(id, 1, "id");
+        assertEq(token, expectedToken, "datatoken address");
+    }
+
+    function test_Publish_StoresRecord() public {
+        DatasetParams memory params = _params(7);
+        params.rows = 123_456;
+        Policy memory policy = _pricedPolicy();
+        (uint256 id, Datatoken token) = _publish(owner, params, policy);
+
+        Dataset memory d = cove.datasetOf(id);
+        assertEq(d.metadataDigest, params.metadataDigest, "metadataDigest");
+        assertEq(d.commitment, params.commitment, "commitment");
+        assertEq(d.datatoken, address(token), "datatoken");
+        assertEq(d.rows, 123_456, "rows");
+        assertEq(d.policyVersion, 1, "policyVersion");
+        assertEq(d.runner, runner, "runner");
+        assertEq(d.controller, address(0), "controller");
+
+        assertEq(cove.datasetByCommitment(params.commitment), id, "datasetByCommitment");
+        assertEq(cove.datasetByCommitment(keccak256("other")), 0, "unknown commitment");
+        assertEq(cove.ownerOf(id), owner, "ownerOf");
+        assertEq(cove.balanceOf(owner), 1, "balanceOf");
+        assertEq(cove.policyController(id), owner, "policyController");
+        assertEq(cove.datasetCount(), 1, "datasetCount");
+
+        (Policy memory stored, uint32 version) = cove.policyOf(id);
+        assertEq(version, 1, "version");
+        _assertPolicyEq(stored, policy);
+
+        assertEq(token.hub(), address(cove), "hub");
+        assertEq(token.datasetId(), id, "datatoken datasetId");
+        assertEq(token.totalSupply(), 0, "no credits yet");
+    }
+
+    function test_Publish_SequentialIdsAndDistinctDatatokens() public {
+        (uint256 id1, Datatoken t1) = _publish(owner, _params(1), _pricedPolicy());
+        (uint256 id2, Datatoken t2) = _publish(stranger, _params(2), _freePolicy(5));
+        assertEq(id1, 1, "id1");
+        assertEq(id2, 2, "id2");
+        assertTrue(address(t1) != address(t2), "distinct datatokens");
+        assertEq(address(t2), _createAddress(address(cove), 3), "clone 2 at hub nonce 3");
+        assertEq(t2.datasetId(), 2, "t2 datasetId");
+        assertEq(cove.ownerOf(id2), stranger, "owner of 2");
+        assertEq(cove.datasetCount(), 2, "count");
+        assertEq(_version(id2), 1, "own version counter");
+    }
+
+    function test_Publish_WithController_EmitsAndHandsControl() public {
+        DatasetParams memory params = _params(1);
+        params.controller = timelock;
+
+        vm.expectEmit(true, true, true, true, address(cove));
+        emit DatasetRegistry.DatasetPublished(
+            1, owner, _nextDatatoken(), params.metadataDigest, params.commitment, params.rows, runner
+        );
+        vm.expectEmit(true, true, true, true, address(cove));
+        emit DatasetRegistry.PolicyControllerChanged(1, address(0), timelock);
+        vm.expectEmit(true, true, true, true, address(cove));
+        emit AccessPolicies.PolicyUpdated(1, 1, _pricedPolicy(), bytes32(0));
+        (uint256 id,) = _publish(owner, params, _pricedPolicy());
+
+        assertEq(cove.datasetOf(id).controller, timelock, "stored controller");
+        assertEq(cove.policyController(id), timelock, "policyController");
+        assertEq(cove.ownerOf(id), owner, "owner still holds the NFT");
+    }
+
+    function test_Publish_WithoutController_EmitsNoControllerEvent() public {
+        vm.recordLogs();
+        _publish(owner, _params(1), _pricedPolicy());
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        // ERC-721 Transfer, DatasetPublished, PolicyUpdated; no PolicyControllerChanged.
+        assertEq(logs.length, 3, "log count");
+        assertEq(logs[0].topics[0], IERC721.Transfer.selector, "log 0");
+        assertEq(logs[1].topics[0], DatasetRegistry.DatasetPublished.selector, "log 1");
+        assertEq(logs[2].topics[0], AccessPolicies.PolicyUpdated.selector, "log 2");
+        assertEq(logs[2].topics[2], bytes32(uint256(1)), "version topic");
+    }
+
+    // --------------------------------------------------------------- MissingDatasetField
+
+    function test_RevertWhen_MetadataDigestMissing() public {
+        DatasetParams memory params = _params(1);
+        params.metadataDigest = 0;
+        _expectPublishRevert(params, abi.encodeWithSelector(DatasetRegistry.MissingDatasetField.selector, "metadataDigest"));
+    }
+
+    function test_RevertWhen_CommitmentMissing() public {
+        DatasetParams memory params = _params(1);
+        params.commitment = 0;
+        _expectPublishRevert(params, abi.encodeWithSelector(DatasetRegistry.MissingDatasetField.selector, "commitment"));
+    }
+
+    function test_RevertWhen_RowsMissing() public {
+        DatasetParams memory params = _params(1);
+        params.rows = 0;
+        _expectPublishRevert(params, abi.encodeWithSelector(DatasetRegistry.MissingDatasetField.selector, "rows"));
+    }
+
+    function test_RevertWhen_RunnerMissing() public {
+        DatasetParams memory params = _params(1);
+        params.runner = address(0);
+        _expectPublishRevert(params, abi.encodeWithSelector(DatasetRegistry.MissingDatasetField.selector, "runner"));
+    }
+
+    function test_RevertWhen_AllFieldsMissing_ReportsMetadataDigestFirst() public {
+        DatasetParams memory params;
+        _expectPublishRevert(params, abi.encodeWithSelector(DatasetRegistry.MissingDatasetField.selector, "metadataDigest"));
+    }
+
+    // --------------------------------------------------------------- CommitmentAlreadyPublished
+
+    function test_RevertWhen_CommitmentAlreadyPublished_ReportsExistingId() public {
+        _publish(owner, _params(1), _pricedPolicy());
+        (uint256 id2,) = _publish(owner, _params(2), _pricedPolicy());
+
+        // Another publisher, new metadata, same private data as dataset 2.
+        DatasetParams memory copy = _params(3);
+        copy.commitment = _params(2).commitment;
+        vm.expectRevert(
+            abi.encodeWithSelector(DatasetRegistry.CommitmentAlreadyPublished.selector, copy.commitment, id2)
+        );
+        vm.prank(stranger);
+        cove.publish(copy, _pricedPolicy(), bytes32(0));
+
+        assertEq(id2, 2, "existing id is 2, not 1");
+        assertEq(cove.datasetCount(), 2, "nothing registered");
+        assertEq(cove.datasetByCommitment(copy.commitment), id2, "commitment still maps to 2");
+    }
+
+    function test_RevertWhen_SameParamsPublishedTwice() public {
+        DatasetParams memory params = _params(1);
+        (uint256 id,) = _publish(owner, params, _pricedPolicy());
+        vm.expectRevert(abi.encodeWithSelector(DatasetRegistry.CommitmentAlreadyPublished.selector, params.commitment, id));
+        vm.prank(owner);
+        cove.publish(params, _freePolicy(1), bytes32(0));
+    }
+
+    function test_FailedPublish_LeavesNoTrace() public {
+        DatasetParams memory params = _params(1);
+        Policy memory bad = _pricedPolicy();
+        bad.budget = 0; // registration succeeds, then the policy check rolls everything back
+        vm.expectRevert(AccessPolicies.InvalidPrivacyBudget.selector);
+        vm.prank(owner);
+        cove.publish(params, bad, bytes32(0));
+
+        assertEq(cove.datasetCount(), 0, "count");
+        assertEq(cove.datasetByCommitment(params.commitment), 0, "commitment free");
+        assertEq(cove.balanceOf(owner), 0, "no NFT");
+        // The same commitment can then be published as id 1.
+        (uint256 id,) = _publish(owner, params, _pricedPolicy());
+        assertEq(id, 1, "id reused");
+    }
+
+    // --------------------------------------------------------------- UnknownDataset
+
+    function test_RevertWhen_UnknownDataset_Views() public {
+        _publishPriced();
+        uint256[3] memory ids = [uint256(0), 2, type(uint256).max];
+        for (uint256 i; i < ids.length; ++i) {
+            bytes memory err = abi.encodeWithSelector(DatasetRegistry.UnknownDataset.selector, ids[i]);
+            vm.expectRevert(err);
+            cove.datasetOf(ids[i]);
+            vm.expectRevert(err);
+            cove.policyController(ids[i]);
+            vm.expectRevert(err);
+            cove.policyOf(ids[i]);
+        }
+    }
+
+    function test_RevertWhen_UnknownDataset_Setters() public {
+        bytes memory err = abi.encodeWithSelector(DatasetRegistry.UnknownDataset.selector, 1);
+        vm.expectRevert(err);
+        vm.prank(owner);
+        cove.setPolicy(1, _pricedPolicy(), bytes32(0));
+        vm.expectRevert(err);
+        vm.prank(owner);
+        cove.setRunner(1, runner);
+        vm.expectRevert(err);
+        vm.prank(owner);
+        cove.setPolicyController(1, timelock);
+    }
+
+    function test_RevertWhen_UnknownDataset_Buy() public {
+        _publishPriced();
+        vm.expectRevert(abi.encodeWithSelector(DatasetRegistry.UnknownDataset.selector, 2));
+        _buy(buyer, 2, 1, type(uint256).max);
+        // Checked before the credit count.
+        vm.expectRevert(abi.encodeWithSelector(DatasetRegistry.UnknownDataset.selector, 0));
+        _buy(buyer, 0, 0, 0);
+    }
+
+    function test_RevertWhen_UnknownDataset_BuyWithPermit() public {
+        vm.expectRevert(abi.encodeWithSelector(DatasetRegistry.UnknownDataset.selector, 1));
+        vm.prank(buyer);
+        cove.buyWithPermit(1, 1, 1 ether, _noProof(), block.timestamp, 27, bytes32(0), bytes32(0));
+    }
+
+    // --------------------------------------------------------------- helpers
+
+    function _expectPublishRevert(DatasetParams memory params, bytes memory err) private {
+        vm.expectRevert(err);
+        vm.prank(owner);
+        cove.publish(params, _pricedPolicy(), bytes32(0));
+        assertEq(cove.datasetCount(), 0, "nothing registered");
+    }
+
+}

@@ -1,0 +1,121 @@
+"""Browsing: datasets from the event index joined with their metadata and current policy."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from web3 import Web3
+
+from exchange.client import CoveClient
+from exchange.datasets import DatasetMetadata
+from exchange.errors import CoveError, InputError, StorageError
+from exchange.policy import PolicyTerms, ZERO32
+from exchange.publish import load_metadata
+from exchange.storage import Cid
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    """Everything public about one dataset."""
+
+    dataset_id: int
+    owner: str
+    datatoken: str
+    runner: str
+    controller: str
+    rows: int
+    commitment: str
+    metadata_cid: str
+    metadata: DatasetMetadata | None  # None when the metadata is not in reach of this store
+    policy: PolicyTerms
+    policy_version: int
+    payment_symbol: str
+
+
+def policy_of(client: CoveClient, dataset_id: int) -> tuple[PolicyTerms, int, tuple[Any, ...]]:
+    """The current policy of `dataset_id` (from the chain), its version and raw struct."""
+    struct, version = client.session.call(client.cove.functions.policyOf(dataset_id))
+    lists = _policy_lists(client, dataset_id, struct)
+    token = None if int(struct[0], 16) == 0 else struct[0]
+    return PolicyTerms.from_onchain(tuple(struct), client.token_decimals(token), lists), int(version), tuple(struct)
+
+
+def _policy_lists(client: CoveClient, dataset_id: int, struct: Any) -> dict[str, list[str]] | None:
+    if struct[9] == ZERO32 and struct[10] == ZERO32:
+        return None
+    client.index.sync()
+    latest = client.index.latest_policy(dataset_id)
+    if latest is None or int(latest["lists_digest"], 16) == 0:
+        return None
+    cid = Cid.from_raw_digest(bytes.fromhex(latest["lists_digest"][2:]))
+    try:
+        document = client.store.get(cid)
+    except StorageError:
+        raise InputError(
+            f"The allowlist of dataset #{dataset_id} ({cid}) is not in this store; ask the owner for it."
+        ) from None
+    return dict(json.loads(document))
+
+
+def dataset_view(client: CoveClient, dataset_id: int) -> DatasetView:
+    record = client.session.call(client.cove.functions.datasetOf(dataset_id))
+    owner = client.session.call(client.cove.functions.ownerOf(dataset_id))
+    controller = client.session.call(client.cove.functions.policyController(dataset_id))
+    terms, version, _ = policy_of(client, dataset_id)
+    digest = bytes(record[0])
+    try:
+        metadata: DatasetMetadata | None = load_metadata(client, digest)
+    except CoveError:
+        metadata = None
+    return DatasetView(
+        dataset_id=dataset_id,
+        owner=owner,
+        datatoken=record[2],
+        runner=record[5],
+        controller=controller,
+        rows=int(record[3]),
+        commitment="0x" + bytes(record[1]).hex(),
+        metadata_cid=str(Cid.from_raw_digest(digest)),
+        metadata=metadata,
+        policy=terms,
+        policy_version=version,
+        payment_symbol=client.token_symbol(terms.payment_token),
+    )
+
+
+def datasets_frame(client: CoveClient) -> pd.DataFrame:
+    """All datasets as a DataFrame: id, name, rows, price, budget, owner, tags, ..."""
+    client.index.sync()
+    rows = []
+    for entry in client.index.datasets():
+        latest = client.index.latest_policy(entry["id"]) or {"policy": {}, "version": 0}
+        policy = latest["policy"]
+        try:
+            metadata = load_metadata(client, entry["metadata_digest"])
+            name, tags, columns = metadata.name, ", ".join(metadata.tags), len(metadata.schema_.columns)
+        except CoveError:
+            name, tags, columns = "(metadata not in this store)", "", None
+        token = policy.get("paymentToken")
+        free = int(policy.get("price", 0)) == 0
+        decimals = 18 if free or token is None else client.token_decimals(token)
+        rows.append(
+            {
+                "id": entry["id"],
+                "name": name,
+                "rows": entry["rows"],
+                "columns": columns,
+                "price": 0 if free else int(policy["price"]) / 10**decimals,
+                "currency": "free" if free else client.token_symbol(token),
+                "budget_epsilon": int(policy.get("budget", 0)) / 1e6,
+                "per_job_epsilon": int(policy.get("perJobCap", 0)) / 1e6,
+                "policy_version": latest["version"],
+                "owner": Web3.to_checksum_address(entry["owner"]),
+                "tags": tags,
+            }
+        )
+    columns_order = ["id", "name", "rows", "columns", "price", "currency", "budget_epsilon",
+                     "per_job_epsilon", "policy_version", "owner", "tags"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns_order)

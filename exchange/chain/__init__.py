@@ -1,0 +1,1 @@
+"""Talking to an EVM chain: local anvil, connections, contract bindings, transactions."""

@@ -1,0 +1,103 @@
+"""Turns revert data into one readable sentence.
+
+Contracts fail with custom errors; this module decodes them against the artifacts' ABIs
+and phrases each one for a person, with fixed-point values in human units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from eth_abi import decode
+from eth_utils import to_checksum_address
+
+from exchange.chain.artifacts import error_specs
+from exchange.errors import TransactionReverted
+from exchange.units import delta_from_fixed, epsilon_from_fixed
+
+_PANIC_SELECTOR = bytes.fromhex("4e487b71")
+_ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")
+_PANICS = {0x01: "an assertion failed", 0x11: "an arithmetic overflow", 0x12: "a division by zero"}
+
+
+def _when(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+_MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "UnknownDataset": lambda a: f"there is no dataset #{a['datasetId']}; list them with `cove datasets`",
+    "CommitmentAlreadyPublished": lambda a: (
+        f"this data is already published as dataset #{a['datasetId']}; "
+        "publish different data or manage that dataset instead"
+    ),
+    "MissingDatasetField": lambda a: f"the dataset's {a['field']} is missing",
+    "NotPolicyController": lambda a: (
+        f"only the policy controller of dataset #{a['datasetId']} ({a['controller']}) may change it, "
+        f"not {a['caller']}; use the controller's account"
+    ),
+    "InvalidPrivacyBudget": lambda a: "the privacy budget must be greater than 0",
+    "InvalidPerJobCap": lambda a: (
+        f"the per-job privacy cap (ε {epsilon_from_fixed(a['perJobCap'])}) must be positive and at most "
+        f"the budget (ε {epsilon_from_fixed(a['budget'])})"
+    ),
+    "InvalidDelta": lambda a: f"δ must lie strictly between 0 and 1, not {delta_from_fixed(a['delta'])}",
+    "InvalidMaxEpochs": lambda a: "the policy must allow at least one epoch",
+    "MissingPaymentToken": lambda a: "a priced dataset needs a payment token",
+    "MissingFreeCap": lambda a: "a free dataset needs a per-address credit cap above 0",
+    "ExpiryInPast": lambda a: f"the expiry {_when(a['expiry'])} is already past; choose a later one",
+    "ZeroCredits": lambda a: "buy at least one credit",
+    "CostAboveMaximum": lambda a: (
+        f"the price changed: the purchase now costs {a['cost']} units, above your maximum of "
+        f"{a['maxCost']}; check `cove policy show` and try again"
+    ),
+    "NotAllowlisted": lambda a: (
+        f"{a['buyer']} is not on the allowlist of dataset #{a['datasetId']}; ask its owner to add you"
+    ),
+    "PolicyExpired": lambda a: (
+        f"dataset #{a['datasetId']} stopped selling credits at {_when(a['expiry'])}"
+    ),
+    "FreeCapExceeded": lambda a: (
+        f"dataset #{a['datasetId']} gives at most {a['cap']} free credits per address and you already "
+        f"took {a['alreadyTaken']}"
+    ),
+    "DatatokenUnauthorized": lambda a: f"{a['caller']} may not mint datatokens; only the Cove hub can",
+    "FaucetLimitExceeded": lambda a: "the faucet gives at most 10000 tokens per call",
+    "ERC20InsufficientBalance": lambda a: (
+        f"{a['sender']} holds {a['balance']} units of the payment token but {a['needed']} are needed; "
+        "get more (on a local chain: `cove faucet`)"
+    ),
+    "ERC20InsufficientAllowance": lambda a: (
+        f"the allowance to {a['spender']} is {a['allowance']} units but {a['needed']} are needed; "
+        "approve more or let `cove buy` approve"
+    ),
+    "ERC721NonexistentToken": lambda a: f"there is no dataset #{a['tokenId']}",
+}
+
+
+def describe_revert(data: bytes | str | None) -> TransactionReverted:
+    """The TransactionReverted for raw revert `data` (hex or bytes)."""
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x")) if data else b""
+    if not data or len(data) < 4:
+        return TransactionReverted("the transaction reverted without a reason")
+    selector, payload = data[:4], data[4:]
+    if selector == _ERROR_STRING_SELECTOR:
+        (reason,) = decode(["string"], payload)
+        return TransactionReverted(f"the transaction reverted: {reason}", "Error", (reason,))
+    if selector == _PANIC_SELECTOR:
+        (code,) = decode(["uint256"], payload)
+        what = _PANICS.get(code, f"panic code {code:#x}")
+        return TransactionReverted(f"the contract stopped on {what}", "Panic", (code,))
+    spec = error_specs().get(selector)
+    if spec is None:
+        return TransactionReverted(f"the transaction reverted with unknown error 0x{data[:4].hex()}")
+    values = tuple(
+        to_checksum_address(v) if t == "address" else v
+        for t, v in zip(spec.input_types, decode(list(spec.input_types), payload), strict=True)
+    )
+    args = dict(zip(spec.input_names, values, strict=True))
+    phrase = _MESSAGES.get(spec.name)
+    message = phrase(args) if phrase else f"the transaction reverted with {spec.name}{tuple(values)}"
+    return TransactionReverted(message[0].upper() + message[1:] + ".", spec.name, tuple(values))

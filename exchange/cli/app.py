@@ -1,0 +1,49 @@
+"""The `cove` command: one Typer app; every CoveError becomes one sentence and an exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from exchange import __version__
+from exchange.cli import account_cmd, chain_cmd, dataset_cmd, market_cmd
+from exchange.cli.output import errors
+from exchange.errors import CoveError
+
+app = typer.Typer(
+    name="cove",
+    help="Cove: a data exchange where private data never leaves its owner.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(chain_cmd.app, name="chain")
+app.add_typer(account_cmd.app, name="account")
+app.add_typer(dataset_cmd.dataset_app, name="dataset")
+app.add_typer(dataset_cmd.policy_app, name="policy")
+app.command("deploy")(chain_cmd.deploy_command)
+app.command()(market_cmd.faucet)
+app.command()(dataset_cmd.publish)
+app.command()(dataset_cmd.datasets)
+app.command()(market_cmd.buy)
+app.command()(market_cmd.balance)
+
+
+@app.command()
+def version() -> None:
+    """Print Cove's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Entry point: usage errors are Typer's; CoveErrors print one sentence, no traceback."""
+    try:
+        app()
+    except CoveError as error:
+        errors.print(f"[red]Error:[/red] {error}", highlight=False)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        errors.print("Interrupted.")
+        sys.exit(130)

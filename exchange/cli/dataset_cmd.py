@@ -1,0 +1,214 @@
+"""`cove publish`, `cove datasets`, `cove dataset show`, `cove policy show|set`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from exchange.catalog import DatasetView, dataset_view, datasets_frame, policy_of
+from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, open_client
+from exchange.cli.output import console, fields, print_json, success, table
+from exchange.cli.policy_options import (
+    Allow, AllowFile, Budget, ComputeOnly, Delta, Expiry, Family, FreeCap, MaxEpochs, PerJobCap, Price, Token,
+    policy_fields,
+)  # fmt: skip
+from exchange.errors import PolicyError
+from exchange.policy import PolicyTerms, parse_terms
+from exchange.policy_update import set_policy
+from exchange.publish import publish_dataset
+
+dataset_app = typer.Typer(help="Inspect one dataset.", no_args_is_help=True)
+policy_app = typer.Typer(help="Show or change a dataset's access policy.", no_args_is_help=True)
+
+
+def publish(
+    file: Path = typer.Argument(..., help="The private CSV or Parquet file (it stays where it is)."),
+    name: str = typer.Option(..., "--name", help="Public name of the dataset."),
+    description: str = typer.Option("", "--description", help="Public description."),
+    license: str = typer.Option("proprietary", "--license", help="License of the trained models' use."),
+    tags: list[str] | None = typer.Option(None, "--tag", help="Public tag (repeatable)."),
+    price: Price = None,
+    token: Token = None,
+    budget: Budget = None,
+    per_job_cap: PerJobCap = None,
+    delta: Delta = None,
+    max_epochs: MaxEpochs = None,
+    free_cap: FreeCap = None,
+    expiry: Expiry = None,
+    allow: Allow = None,
+    allowlist_file: AllowFile = None,
+    family: Family = None,
+    compute_only: ComputeOnly = None,
+    runner: str | None = typer.Option(None, "--runner", help="Runner account address [default: the publisher]."),
+    mock_rows: int = typer.Option(20, "--mock-rows", min=1, max=1000, help="Rows in the public mock sample."),
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Publish a dataset: validate it, commit to it, publish its metadata and mint it on-chain."""
+    given = policy_fields(
+        price=price, token=token, budget=budget, per_job_cap=per_job_cap, delta=delta, max_epochs=max_epochs,
+        free_cap=free_cap, expiry=expiry, allow=allow, allowlist_file=allowlist_file, families=family,
+        compute_only=compute_only,
+    )  # fmt: skip
+    for required, option in (("budget", "--budget"), ("per_job_cap", "--per-job-cap")):
+        if required not in given:
+            raise PolicyError(f"Publishing needs the privacy policy: pass {option}.")
+    given.setdefault("price", "0")
+    client = open_client(home, rpc, account)
+    if "payment_token" not in given and str(given["price"]).strip() not in ("0", "0.0"):
+        given["payment_token"] = client.deployment.payment_token
+    terms = parse_terms(**given)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=json) as progress:  # fmt: skip
+        progress.add_task("validating, committing and publishing...", total=None)
+        result = publish_dataset(
+            client, file, name=name, terms=terms, description=description, license=license,
+            tags=tags or [], runner=runner, mock_rows=mock_rows,
+        )  # fmt: skip
+    if json:
+        print_json(result)
+    else:
+        success(f"published dataset #{result.dataset_id} '{name}' (metadata {result.metadata_cid})")
+        console.print(f"  datatoken {result.datatoken}, transaction {result.tx_hash}, gas {result.gas_used:,}")
+
+
+def datasets(home: HomeOption = None, rpc: RpcOption = None, json: JsonOption = False) -> None:
+    """List the published datasets."""
+    frame = datasets_frame(open_client(home, rpc, None, needs_account=False))
+    if json:
+        print_json(frame.to_dict(orient="records"))
+        return
+    rows = [[r["id"], r["name"], r["rows"], r["columns"], "free" if r["currency"] == "free" else f"{r['price']:g} {r['currency']}",
+             f"{r['budget_epsilon']:g}", f"{r['per_job_epsilon']:g}", r["tags"], r["owner"]] for r in frame.to_dict("records")]  # fmt: skip
+    console.print(table("Datasets", ["id", "name", "rows", "columns", "price", "budget ε", "per-job ε", "tags", "owner"], rows))
+
+
+def _policy_pairs(view_policy: PolicyTerms, version: int, symbol: str) -> list[tuple[str, Any]]:
+    p = view_policy
+    return [
+        ("version", version),
+        ("price", "free" if p.is_free else f"{p.price} {symbol} per credit"),
+        ("payment token", p.payment_token or "-"),
+        ("free credits per address", p.free_cap if p.is_free else "-"),
+        ("privacy budget ε", p.budget),
+        ("per-job cap ε", p.per_job_cap),
+        ("δ", f"{p.delta:.2E}"),
+        ("max epochs", p.max_epochs),
+        ("access", "compute only" if p.compute_only else "compute and download"),
+        ("expires", p.expiry.isoformat() if p.expiry else "never"),
+        ("allowlist", ", ".join(p.allowlist) if p.allowlist else "open to everyone"),
+        ("model families", ", ".join(p.model_families) if p.model_families else "any the runner supports"),
+    ]
+
+
+@dataset_app.command("show")
+def show(
+    dataset_id: int = typer.Argument(..., help="Dataset id."),
+    mock: bool = typer.Option(True, "--mock/--no-mock", help="Show the mock sample."),
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show a dataset: metadata, schema, policy and its schema-only mock sample."""
+    view = dataset_view(open_client(home, rpc, None, needs_account=False), dataset_id)
+    if json:
+        print_json(_view_json(view))
+        return
+    meta = view.metadata
+    console.print(fields(f"Dataset #{view.dataset_id}", [
+        ("name", meta.name if meta else "(metadata not in this store)"),
+        ("description", meta.description if meta else None),
+        ("license", meta.license if meta else None),
+        ("tags", ", ".join(meta.tags) if meta else None),
+        ("rows", view.rows), ("privacy unit", "one row"), ("commitment", view.commitment),
+        ("metadata CID", view.metadata_cid), ("owner", view.owner), ("policy controller", view.controller),
+        ("runner", view.runner), ("datatoken", view.datatoken),
+    ]))  # fmt: skip
+    console.print(fields("Policy", _policy_pairs(view.policy, view.policy_version, view.payment_symbol)))
+    if meta is None:
+        return
+    console.print(table("Schema", ["column", "kind", "nullable", "range / categories"], [
+        [c.name, c.kind, "yes" if c.nullable else "no",
+         ", ".join(c.categories) if c.categories else
+         f"{c.minimum} .. {c.maximum}" if c.minimum is not None else "-"]
+        for c in meta.schema_.columns
+    ]))  # fmt: skip
+    if mock:
+        frame = meta.mock_frame()
+        console.print(table("Mock sample (generated from the schema alone, not from private rows)",
+                            list(frame.columns), frame.astype(object).where(frame.notna(), None).values.tolist()))  # fmt: skip
+
+
+def _view_json(view: DatasetView) -> dict[str, Any]:
+    data = {k: v for k, v in view.__dict__.items() if k not in ("metadata", "policy")}
+    data["policy"] = view.policy.model_dump(mode="json")
+    data["metadata"] = view.metadata.model_dump(mode="json", by_alias=True) if view.metadata else None
+    return data
+
+
+@policy_app.command("show")
+def policy_show(
+    dataset_id: int = typer.Argument(..., help="Dataset id."),
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show a dataset's current access policy."""
+    client = open_client(home, rpc, None, needs_account=False)
+    terms, version, _ = policy_of(client, dataset_id)
+    if json:
+        print_json({"dataset_id": dataset_id, "version": version, **terms.model_dump(mode="json")})
+    else:
+        console.print(fields(f"Policy of dataset #{dataset_id}", _policy_pairs(terms, version, client.token_symbol(terms.payment_token))))
+
+
+@policy_app.command("set")
+def policy_set(
+    dataset_id: int = typer.Argument(..., help="Dataset id."),
+    price: Price = None,
+    token: Token = None,
+    budget: Budget = None,
+    per_job_cap: PerJobCap = None,
+    delta: Delta = None,
+    max_epochs: MaxEpochs = None,
+    free_cap: FreeCap = None,
+    expiry: Expiry = None,
+    allow: Allow = None,
+    allowlist_file: AllowFile = None,
+    open_: bool = typer.Option(False, "--open", help="Remove the allowlist: anyone may buy."),
+    family: Family = None,
+    any_family: bool = typer.Option(False, "--any-family", help="Remove the model-family restriction."),
+    compute_only: ComputeOnly = None,
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Change some fields of a dataset's policy (the others keep their values). Only its controller may."""
+    client = open_client(home, rpc, account)
+    current, _, _ = policy_of(client, dataset_id)
+    changes = policy_fields(
+        price=price, token=token, budget=budget, per_job_cap=per_job_cap, delta=delta, max_epochs=max_epochs,
+        free_cap=free_cap, expiry=expiry, allow=allow, allowlist_file=allowlist_file, families=family,
+        compute_only=compute_only,
+    )  # fmt: skip
+    if open_:
+        changes["allowlist"] = []
+    if any_family:
+        changes["model_families"] = []
+    if not changes:
+        raise PolicyError("Nothing to change: pass at least one policy option (see --help).")
+    if "price" in changes and "payment_token" not in changes and current.payment_token is None:
+        changes["payment_token"] = client.deployment.payment_token
+    terms = parse_terms(**(current.model_dump() | changes))
+    receipt_hash, version = set_policy(client, dataset_id, terms)
+    if json:
+        print_json({"dataset_id": dataset_id, "version": version, "tx_hash": receipt_hash, **terms.model_dump(mode="json")})
+    else:
+        success(f"policy of dataset #{dataset_id} is now version {version} (transaction {receipt_hash})")
+

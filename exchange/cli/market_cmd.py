@@ -1,0 +1,82 @@
+"""`cove faucet`, `cove buy`, `cove balance`."""
+
+from __future__ import annotations
+
+import typer
+from web3 import Web3
+
+from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, open_client
+from exchange.cli.output import console, fields, print_json, success, table
+from exchange.errors import ChainError, InputError
+from exchange.market import balances, buy_credits
+from exchange.units import scaled
+
+
+def faucet(
+    amount: str = typer.Argument("1000", help="How many test tokens to mint (at most 10000)."),
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Mint test payment tokens (tUSD) to your account on the local chain."""
+    client = open_client(home, rpc, account)
+    if client.deployment.payment_token is None:
+        raise ChainError("This chain has no test payment token; the faucet exists on the local chain only.")
+    try:
+        units = scaled(amount, 10**18, "amount")
+    except ValueError as error:
+        raise InputError(f"The {error}.") from None
+    if units <= 0:
+        raise InputError("The amount must be greater than 0.")
+    token = client.erc20(client.deployment.payment_token)
+    receipt = client.session.transact(token.functions.faucet(units))
+    if json:
+        print_json({"account": client.session.sender, "amount": amount, "tx_hash": receipt["transactionHash"].to_0x_hex()})
+    else:
+        success(f"minted {amount} tUSD to {client.session.sender}")
+
+
+def buy(
+    dataset_id: int = typer.Argument(..., help="Dataset id."),
+    credits: int = typer.Option(1, "--credits", "-n", help="How many job credits to buy."),
+    approve: bool = typer.Option(True, "--approve/--no-approve", help="Approve the exact cost if needed (or use an existing allowance only)."),
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Buy job credits of a dataset at its policy's price."""
+    client = open_client(home, rpc, account)
+    with console.status(f"buying {credits} credit(s) of dataset #{dataset_id}..."):
+        purchase = buy_credits(client, dataset_id, credits, approve=approve)
+    if json:
+        print_json(purchase)
+    else:
+        cost = "free" if purchase.currency == "free" else f"{purchase.cost} {purchase.currency}"
+        success(f"bought {credits} credit(s) of dataset #{dataset_id} for {cost} ({purchase.method}, gas {sum(purchase.gas_used):,})")
+
+
+def balance(
+    address: str | None = typer.Argument(None, help="Address to look at [default: your account]."),
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show ETH, payment-token and credit balances."""
+    client = open_client(home, rpc, account, needs_account=address is None)
+    if address is not None and not Web3.is_address(address):
+        raise InputError(f"{address!r} is not an address; use 0x followed by 40 hexadecimal characters.")
+    who = Web3.to_checksum_address(address) if address else client.session.sender
+    result = balances(client, who)
+    if json:
+        print_json(result)
+        return
+    pairs = [("address", result.address), ("ETH", f"{result.eth:.6f}")]
+    if result.payment_symbol:
+        pairs.append((result.payment_symbol, f"{result.payment_balance:f}"))
+    console.print(fields("Balances", pairs))
+    console.print(table("Job credits", ["dataset", "credits"], [[c.dataset_id, f"{c.credits:f}"] for c in result.credits])
+                  if result.credits else "no job credits yet")  # fmt: skip
+

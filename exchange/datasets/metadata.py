@@ -1,0 +1,223 @@
+"""The public metadata document of a dataset, published to content-addressed storage.
+
+It holds everything a buyer may see: name, description, licence, tags, the (coarsened)
+schema, the row count, the commitment to the private table and a mock sample generated
+from the schema. Its canonical JSON bytes are what get stored and addressed by CID.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from exchange.datasets.commitment import DatasetCommitment, commit
+from exchange.datasets.mock import generate_mock
+from exchange.datasets.reader import load_table
+from exchange.datasets.schema import KIND_DTYPES, DatasetSchema, check_frame, infer_schema
+from exchange.errors import DatasetError, InputError
+from exchange.storage.canonical import canonical_json
+
+FORMAT_VERSION = 1
+MAX_NAME_LENGTH = 100
+MAX_TAG_LENGTH = 64
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class DatasetMetadata(BaseModel):
+    """Public description of a dataset; `to_json_bytes()` is the document that gets stored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    description: str = ""
+    license: str = "proprietary"
+    tags: list[str] = Field(default_factory=list)
+    schema_: DatasetSchema = Field(alias="schema")
+    rows: int = Field(ge=1)
+    commitment: DatasetCommitment
+    privacy_unit: Literal["row"] = "row"
+    mock: list[dict[str, Any]] = Field(default_factory=list)
+    format_version: int = FORMAT_VERSION
+    created_at: str = Field(default_factory=_now_iso)
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the dataset name must not be blank")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_valid(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            if not tag.strip() or len(tag) > MAX_TAG_LENGTH:
+                raise ValueError(f"tags must be non-blank and at most {MAX_TAG_LENGTH} characters")
+        return tags
+
+    @field_validator("format_version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"format_version {version} is not supported (this Cove reads {FORMAT_VERSION})"
+            )
+        return version
+
+    @field_validator("created_at")
+    @classmethod
+    def _iso_timestamp(cls, value: str) -> str:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("created_at must be an ISO 8601 timestamp") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetMetadata:
+        if self.rows != self.commitment.rows:
+            raise ValueError("rows does not match the commitment's row count")
+        names = set(self.schema_.names)
+        for record in self.mock:
+            if set(record) != names:
+                raise ValueError("every mock record must have exactly the schema's columns")
+        try:
+            check_frame(self.mock_frame(), self.schema_)
+        except (DatasetError, TypeError, ValueError) as exc:
+            raise ValueError(f"the mock sample does not fit the schema: {exc}") from None
+        return self
+
+    def mock_frame(self) -> pd.DataFrame:
+        """The mock sample as a DataFrame with the schema's dtypes."""
+        return _records_to_frame(self.mock, self.schema_)
+
+    def to_json_bytes(self) -> bytes:
+        """The canonical JSON document (keys sorted, compact, UTF-8) that gets published."""
+        return canonical_json(self.model_dump(mode="json", by_alias=True))
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes) -> DatasetMetadata:
+        """Parse a published document; InputError if it is not valid dataset metadata."""
+        try:
+            obj = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise InputError(
+                "The dataset metadata is not valid UTF-8 JSON; check the CID it was fetched from."
+            ) from None
+        if not isinstance(obj, dict):
+            raise InputError("The dataset metadata is not a JSON object; check the CID.")
+        try:
+            return cls.model_validate(obj)
+        except ValidationError as exc:
+            raise InputError(
+                f"The dataset metadata is invalid ({_first_error(exc)}); "
+                "check the CID or republish the dataset."
+            ) from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    # Only the location and message: pydantic's full text repeats the offending input.
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err["loc"]) or "document"
+    return f"{where}: {err['msg']}"
+
+
+def frame_to_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-safe records of a table: missing -> None, datetimes -> ISO 8601 UTC text."""
+    records = []
+    for row in df.astype(object).itertuples(index=False, name=None):
+        records.append({str(name): _json_value(v) for name, v in zip(df.columns, row)})
+    return records
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        utc = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+        return utc.isoformat().replace("+00:00", "Z")
+    if hasattr(value, "item"):  # numpy scalar -> Python scalar
+        return value.item()
+    return value
+
+
+# The JSON types each kind's mock values may have (None aside).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,),
+    "float": (int, float),
+    "boolean": (bool,),
+    "categorical": (str,),
+    "datetime": (str,),
+}
+
+
+def _json_type_ok(value: Any, kind: str) -> bool:
+    allowed = _JSON_TYPES[kind]
+    # bool is a subclass of int in Python, but true is not a number in a mock record.
+    return isinstance(value, allowed) and (kind == "boolean" or not isinstance(value, bool))
+
+
+def _records_to_frame(records: list[dict[str, Any]], schema: DatasetSchema) -> pd.DataFrame:
+    columns = {}
+    for col in schema.columns:
+        values = [r.get(col.name) for r in records]
+        if not all(v is None or _json_type_ok(v, col.kind) for v in values):
+            raise DatasetError(f"Column '{col.name}' has a mock value of the wrong JSON type.")
+        if col.kind == "datetime":
+            series = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+            columns[col.name] = series.astype(KIND_DTYPES["datetime"])
+        elif col.kind == "float":
+            columns[col.name] = pd.Series(
+                [None if v is None else float(v) for v in values], dtype=KIND_DTYPES["float"]
+            )
+        else:
+            columns[col.name] = pd.Series(values, dtype=KIND_DTYPES[col.kind])
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(records)))
+
+
+def prepare_metadata(
+    path: Path,
+    name: str,
+    description: str = "",
+    license: str = "proprietary",
+    tags: list[str] | None = None,
+    mock_rows: int = 20,
+    seed: int = 0,
+    *,
+    created_at: str | None = None,
+) -> tuple[DatasetMetadata, pd.DataFrame]:
+    """Load and validate the private file, commit to it, infer its schema and build a mock.
+
+    Returns the public metadata and the private table (which stays on this machine).
+    """
+    df = load_table(Path(path))
+    commitment = commit(df)
+    schema = infer_schema(df)
+    mock = generate_mock(schema, rows=mock_rows, seed=seed)
+    fields: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "license": license,
+        "tags": list(tags or []),
+        "schema": schema,
+        "rows": commitment.rows,
+        "commitment": commitment,
+        "mock": frame_to_records(mock),
+    }
+    if created_at is not None:
+        fields["created_at"] = created_at
+    try:
+        return DatasetMetadata.model_validate(fields), df
+    except ValidationError as exc:
+        raise InputError(f"The dataset details are invalid ({_first_error(exc)}).") from None

@@ -1,0 +1,48 @@
+"""Where Cove keeps its local state: keystores, the local chain, deployments, storage, index."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cove_home(override: Path | str | None = None) -> Path:
+    """The Cove home directory: `override`, else $COVE_HOME, else ~/.cove."""
+    if override is not None:
+        return Path(override).expanduser()
+    env = os.environ.get("COVE_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cove"
+
+
+class HomeLayout:
+    """Named paths inside one Cove home directory (created on demand)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def _dir(self, *parts: str) -> Path:
+        path = self.root.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def keystores(self) -> Path:
+        return self._dir("keystores")
+
+    @property
+    def chain(self) -> Path:
+        return self._dir("chain")
+
+    @property
+    def deployments(self) -> Path:
+        return self._dir("deployments")
+
+    @property
+    def storage(self) -> Path:
+        return self._dir("storage")
+
+    @property
+    def index(self) -> Path:
+        return self._dir("index")

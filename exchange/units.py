@@ -1,0 +1,40 @@
+"""Fixed-point conversions shared by the SDK and the contracts.
+
+ε is stored in millionths and δ in 1e-18 units (see contracts/src/modules/AccessPolicies.sol).
+Conversions go through Decimal so "1.5" becomes exactly 1_500_000, never 1_499_999.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+EPSILON_SCALE = 10**6
+DELTA_SCALE = 10**18
+CREDIT = 10**18  # one job credit is one whole datatoken
+
+
+def to_decimal(value: object, what: str) -> Decimal:
+    """`value` as a finite Decimal, or ValueError naming `what`."""
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"{what} must be a number, not {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"{what} must be a finite number, not {value!r}")
+    return number
+
+
+def scaled(value: object, scale: int, what: str) -> int:
+    """`value` × `scale` as an exact integer, or ValueError if it needs more precision."""
+    number = to_decimal(value, what) * scale
+    if number != number.to_integral_value():
+        raise ValueError(f"{what} has more decimals than the chain stores (1/{scale})")
+    return int(number)
+
+
+def epsilon_from_fixed(value: int) -> Decimal:
+    return Decimal(value) / EPSILON_SCALE
+
+
+def delta_from_fixed(value: int) -> Decimal:
+    return Decimal(value) / DELTA_SCALE
