@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -29,6 +30,16 @@ app.command()(dataset_cmd.publish)
 app.command()(dataset_cmd.datasets)
 app.command()(market_cmd.buy)
 app.command()(market_cmd.balance)
+
+
+@app.command()
+def demo(
+    home: Path | None = typer.Option(None, "--home", help="Keep the demo's state here [default: a temporary directory]."),
+) -> None:
+    """Run the end-to-end demo on a fresh local chain: deploy, publish, browse, buy."""
+    from exchange.demo import run_demo  # imported on use: it pulls in numpy and pandas
+
+    run_demo(home)
 
 
 @app.command()

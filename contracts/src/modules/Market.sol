@@ -66,7 +66,11 @@ abstract contract Market is ReentrancyGuardTransient {
         bytes32 s
     ) external nonReentrant {
         address token = _policyStorage(datasetId).paymentToken;
-        try IERC20Permit(token).permit(msg.sender, address(this), maxCost, deadline, v, r, s) {} catch {}
+        // No code (a free dataset's address(0), an unknown id): skip the permit, since the
+        // compiler's code-size check before the call would revert outside the try.
+        if (token.code.length != 0) {
+            try IERC20Permit(token).permit(msg.sender, address(this), maxCost, deadline, v, r, s) {} catch {}
+        }
         _buy(datasetId, credits, maxCost, proof);
     }
 
@@ -107,7 +111,7 @@ abstract contract Market is ReentrancyGuardTransient {
     /// @dev Counts free credits against the caller's per-address cap.
     function _takeFreeCredits(uint256 datasetId, uint64 credits, uint16 cap) private {
         uint256 taken = _freeCreditsTaken[datasetId][msg.sender];
-        if (taken + credits > cap) revert FreeCapExceeded(datasetId, cap, taken);
+        if (taken + credits >= cap) revert FreeCapExceeded(datasetId, cap, taken);
         _freeCreditsTaken[datasetId][msg.sender] = taken + credits;
     }
 

@@ -1,0 +1,108 @@
+"""Gas of Cove's publish and buy flows on a real local anvil, next to Ocean Protocol v4's.
+
+Run: `.venv/bin/python benchmarks/gas.py` (starts and stops its own chain; `--json` for scripts).
+Each figure is a receipt's gasUsed, after refunds, of one transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from exchange.accounts import dev_account
+from exchange.chain.anvil import LocalChain
+from exchange.chain.deployment import deploy
+from exchange.chain.session import ChainSession, connect
+from exchange.client import CoveClient
+from exchange.market import buy_credits
+from exchange.paths import HomeLayout
+from exchange.policy import parse_terms
+from exchange.policy_update import set_policy
+from exchange.publish import publish_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from conftest import make_table  # noqa: E402  - the same synthetic table the tests use
+
+# (flow, Ocean v4 figure, Cove budget from the issue or None)
+OCEAN = {
+    "publish (priced, open)": ("1.43M–1.53M", 450_000),
+    "publish (allowlist + model families)": ("1.43M–1.53M", 450_000),
+    "buy: dataset's first sale (pre-approved)": ("213k–228k", None),
+    "buy: new buyer (pre-approved)": ("213k–228k", 110_000),
+    "buy: repeat (pre-approved)": ("127k", None),
+    "approve (exact cost)": ("~46k", None),
+    "buyWithPermit: new buyer (approve + buy in one tx)": ("213k–228k + approve", None),
+    "buyWithPermit: repeat": ("127k + approve", None),
+    "policy update": ("n/a", None),
+}
+
+
+def measure(home: Path) -> dict[str, int]:
+    layout = HomeLayout(home)
+    chain = LocalChain(layout.chain)
+    info, _ = chain.up()
+    try:
+        deployment = deploy(layout.deployments, ChainSession(connect(info.rpc_url), dev_account(0)))
+        client = {i: CoveClient.open(info.rpc_url, dev_account(i), home) for i in range(6)}
+        token = deployment.payment_token
+        gas: dict[str, int] = {}
+
+        def publish(name: str, seed: int, **extra: object) -> int:
+            path = home / f"{seed}.csv"
+            make_table(seed=seed).to_csv(path, index=False)
+            terms = parse_terms(price="5", payment_token=token, budget="8", per_job_cap="2", **extra)
+            result = publish_dataset(client[0], path, name=name, terms=terms)
+            gas.setdefault(f"publish ({'priced, open' if not extra else 'allowlist + model families'})", result.gas_used)
+            return result.dataset_id
+
+        open_id = publish("open", 1)
+        publish("restricted", 2, allowlist=[dev_account(i).address for i in range(1, 6)], model_families=["mlp", "logreg"])
+
+        for i in range(1, 6):
+            c = client[i]
+            c.session.transact(c.erc20(token).functions.faucet(1000 * 10**18))
+        for i in (1, 2):  # pre-approved buyers: an allowance covering several purchases
+            c = client[i]
+            gas["approve (exact cost)"] = int(c.session.transact(c.erc20(token).functions.approve(c.cove.address, 10**20))["gasUsed"])
+        gas["buy: dataset's first sale (pre-approved)"] = buy_credits(client[1], open_id, 1).gas_used[0]
+        gas["buy: new buyer (pre-approved)"] = buy_credits(client[2], open_id, 1).gas_used[0]
+        gas["buy: repeat (pre-approved)"] = buy_credits(client[2], open_id, 1).gas_used[0]
+        first_permit = buy_credits(client[3], open_id, 1)
+        assert first_permit.method == "buyWithPermit"
+        gas["buyWithPermit: new buyer (approve + buy in one tx)"] = first_permit.gas_used[0]
+        gas["buyWithPermit: repeat"] = buy_credits(client[3], open_id, 1).gas_used[0]
+        terms = parse_terms(price="6", payment_token=token, budget="9", per_job_cap="2")
+        tx_hash, _ = set_policy(client[0], open_id, terms)
+        gas["policy update"] = int(client[0].session.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])
+        return gas
+    finally:
+        chain.down()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cove-gas-") as home:
+        gas = measure(Path(home))
+    if args.json:
+        print(json.dumps(gas, indent=2))
+        return
+    table = Table(title="Gas per transaction (anvil, solc 0.8.30, optimizer 1000 runs)", title_justify="left")
+    for column in ("flow", "Cove", "Ocean v4", "budget"):
+        table.add_column(column, justify="left" if column == "flow" else "right")
+    for flow, used in gas.items():
+        ocean, budget = OCEAN[flow]
+        verdict = "" if budget is None else f"{budget:,} {'✓' if used <= budget else '✗ over'}"
+        table.add_row(flow, f"{used:,}", ocean, verdict)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
