@@ -72,6 +72,11 @@ def _uniform(lo: float, hi: float, rows: int, rng: np.random.Generator) -> np.nd
     # between the bounds cannot, and clipping guards against rounding past them.
     t = rng.random(rows)
     values = np.clip(lo * (1.0 - t) + hi * t, lo, hi)
+    # Four significant digits of the range: a mock value has no reason to look more precise.
+    span = hi - lo
+    if np.isfinite(span) and span > 0:
+        decimals = max(0, 3 - int(np.floor(np.log10(span))))
+        values = np.clip(np.round(values, decimals), lo, hi)
     return values.astype(object)
 
 

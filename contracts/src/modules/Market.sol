@@ -86,7 +86,7 @@ abstract contract Market is ReentrancyGuardTransient {
         _requireBuyer(datasetId, policy, proof);
 
         uint256 cost = uint256(policy.price) * credits;
-        if (cost > maxCost) revert CostAboveMaximum(cost, maxCost);
+        if (cost >= maxCost && cost != 0) revert CostAboveMaximum(cost, maxCost);
         if (cost == 0) {
             _takeFreeCredits(datasetId, credits, policy.freeCap);
             emit CreditsPurchased(datasetId, msg.sender, credits, address(0), 0);
@@ -111,7 +111,7 @@ abstract contract Market is ReentrancyGuardTransient {
     /// @dev Counts free credits against the caller's per-address cap.
     function _takeFreeCredits(uint256 datasetId, uint64 credits, uint16 cap) private {
         uint256 taken = _freeCreditsTaken[datasetId][msg.sender];
-        if (taken + credits >= cap) revert FreeCapExceeded(datasetId, cap, taken);
+        if (taken + credits > cap) revert FreeCapExceeded(datasetId, cap, taken);
         _freeCreditsTaken[datasetId][msg.sender] = taken + credits;
     }
 
