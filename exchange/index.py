@@ -2,8 +2,9 @@
 
 It answers "which datasets, which policies, which purchases" without a server of our
 own. Each sync resumes from the last indexed block and commits a whole block range at
-once, so an interrupted sync leaves the cache as it was. If the chain was reset under
-the same contract address (common on local chains), the cache notices and starts over.
+once, so an interrupted sync leaves the cache as it was. It remembers the hash of the
+last block it read: if the chain no longer has that block (a local chain was reset under
+the same contract address, or a reorg), the cache starts over.
 """
 
 from __future__ import annotations
@@ -65,12 +66,14 @@ class EventIndex:
     def sync(self, confirmations: int = 0) -> int:
         """Indexes new blocks up to the head (minus `confirmations`); returns the last indexed block."""
         w3 = self.session.w3
-        anchor = _hex(w3.eth.get_block(self.deployment.block)["hash"])
-        head = int(w3.eth.block_number) - confirmations
+        chain_head = int(w3.eth.block_number)
+        head = chain_head - confirmations
         with closing(self._connect()) as db:
-            if self._get(db, "anchor") not in (None, anchor):
-                self._reset(db)  # same address, different chain history: start over
             last = int(self._get(db, "last_block") or self.deployment.block - 1)
+            if self._get(db, "last_hash") not in (None, self._block_hash(last, chain_head)):
+                # The block we stopped at is gone or different (a reset or reorged chain).
+                self._reset(db)
+                last = self.deployment.block - 1
             while last < head:
                 end = min(head, last + _BATCH_BLOCKS)
                 logs = w3.eth.get_logs({"address": self.cove.address, "fromBlock": last + 1, "toBlock": end})
@@ -78,9 +81,14 @@ class EventIndex:
                     for log in logs:
                         self._apply(db, log)
                     self._set(db, "last_block", str(end))
-                    self._set(db, "anchor", anchor)
+                    self._set(db, "last_hash", self._block_hash(end, chain_head))
                 last = end
             return last
+
+    def _block_hash(self, number: int, chain_head: int) -> str | None:
+        if number > chain_head:
+            return None
+        return _hex(self.session.w3.eth.get_block(number)["hash"])
 
     def _apply(self, db: sqlite3.Connection, log: Any) -> None:
         event = self._topics.get(_hex(log["topics"][0]))

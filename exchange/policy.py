@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from exchange.errors import PolicyError
 from exchange.merkle import MerkleTree, address_leaf, bytes32_leaf
-from exchange.units import DELTA_SCALE, EPSILON_SCALE, epsilon_from_fixed, scaled, to_decimal
+from exchange.units import DELTA_SCALE, EPSILON_SCALE, epsilon_from_fixed, from_fixed, scaled, to_decimal
 
 ZERO32 = b"\x00" * 32
 UINT96_MAX = 2**96 - 1
@@ -114,7 +114,7 @@ class PolicyTerms(BaseModel):
         for name, value, limit in (("max epochs", self.max_epochs, 2**16 - 1), ("free cap", self.free_cap, 2**16 - 1)):
             if not 0 <= value <= limit:
                 raise PolicyError(f"The {name} must be between 0 and {limit}.")
-        if self.budget * EPSILON_SCALE > UINT32_MAX:
+        if self.budget > epsilon_from_fixed(UINT32_MAX):  # compared, not multiplied: no overflow
             raise PolicyError(f"The privacy budget must be at most ε {epsilon_from_fixed(UINT32_MAX)}.")
         return self
 
@@ -158,7 +158,7 @@ class PolicyTerms(BaseModel):
         token, price, expiry, budget, cap, delta, max_epochs, free_cap, compute_only, _, _ = struct
         lists = lists or {}
         return cls.model_construct(
-            price=Decimal(price) / Decimal(10**token_decimals),
+            price=from_fixed(price, 10**token_decimals),
             payment_token=None if int(token, 16) == 0 else to_checksum_address(token),
             budget=epsilon_from_fixed(budget),
             per_job_cap=epsilon_from_fixed(cap),

@@ -6,11 +6,15 @@ Conversions go through Decimal so "1.5" becomes exactly 1_500_000, never 1_499_9
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation
 
 EPSILON_SCALE = 10**6
 DELTA_SCALE = 10**18
 CREDIT = 10**18  # one job credit is one whole datatoken
+
+# Fixed-point arithmetic must be exact: the default context keeps 28 digits and would
+# silently round e.g. a uint96 price (29 digits). This one refuses to round instead.
+_EXACT = Context(prec=100, traps=[Inexact, InvalidOperation])
 
 
 def to_decimal(value: object, what: str) -> Decimal:
@@ -26,7 +30,13 @@ def to_decimal(value: object, what: str) -> Decimal:
 
 def scaled(value: object, scale: int, what: str) -> int:
     """`value` × `scale` as an exact integer, or ValueError if it needs more precision."""
-    number = to_decimal(value, what) * scale
+    exact = to_decimal(value, what)
+    try:
+        number = _EXACT.multiply(exact, Decimal(scale))
+    except Inexact:  # over 100 digits: far above any on-chain integer, or far below its unit
+        if exact.adjusted() > 0:
+            raise ValueError(f"{what} is too large for the chain to store") from None
+        raise ValueError(f"{what} has more decimals than the chain stores (1/{scale})") from None
     if number != number.to_integral_value():
         raise ValueError(f"{what} has more decimals than the chain stores (1/{scale})")
     return int(number)
@@ -38,3 +48,8 @@ def epsilon_from_fixed(value: int) -> Decimal:
 
 def delta_from_fixed(value: int) -> Decimal:
     return Decimal(value) / DELTA_SCALE
+
+
+def from_fixed(value: int, scale: int) -> Decimal:
+    """The exact Decimal of a fixed-point integer `value` with `scale` units per whole."""
+    return _EXACT.divide(Decimal(value), Decimal(scale))

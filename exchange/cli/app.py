@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from exchange import __version__
 from exchange.cli import account_cmd, chain_cmd, dataset_cmd, market_cmd
@@ -53,7 +54,7 @@ def main() -> None:
     try:
         app()
     except CoveError as error:
-        errors.print(f"[red]Error:[/red] {error}", highlight=False)
+        errors.print(f"[red]Error:[/red] {escape(str(error))}", highlight=False)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         errors.print("Interrupted.")

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -43,7 +44,7 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     for column in columns:
         grid.add_column(column)
     for row in rows:
-        grid.add_row(*["" if cell is None else str(cell) for cell in row])
+        grid.add_row(*["" if cell is None else escape(str(cell)) for cell in row])
     return grid
 
 
@@ -53,9 +54,9 @@ def fields(title: str, pairs: list[tuple[str, Any]]) -> Table:
     grid.add_column(style="bold")
     grid.add_column()
     for key, value in pairs:
-        grid.add_row(key, "" if value is None else str(value))
+        grid.add_row(key, "" if value is None else escape(str(value)))
     return grid
 
 
 def success(message: str) -> None:
-    console.print(f"[green]✓[/green] {message}")
+    console.print(f"[green]✓[/green] {escape(message)}")

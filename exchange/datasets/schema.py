@@ -39,6 +39,8 @@ KIND_DTYPES: dict[Kind, object] = {
 # More labels than this and a categorical column stops describing groups and starts
 # listing individuals (names, ids, free text); its labels are published verbatim.
 MAX_CATEGORIES = 64
+# A published label seen in fewer rows than this would point at individual people.
+MIN_CATEGORY_ROWS = 5
 
 
 class ColumnSchema(BaseModel):
@@ -205,6 +207,14 @@ def _categories(name: str, values: pd.Series) -> list[str]:
             f"Column '{name}' has {len(labels)} distinct values, more than the "
             f"{MAX_CATEGORIES} allowed for a categorical column, and publishing them would "
             "reveal individual rows; drop the column or bucket it into fewer groups."
+        )
+    counts = values.astype(str).value_counts()
+    rare = int((counts < MIN_CATEGORY_ROWS).sum())
+    if rare:
+        raise DatasetError(
+            f"Column '{name}' has {rare} label(s) that occur in fewer than {MIN_CATEGORY_ROWS} rows; "
+            "publishing them in the schema would reveal those rows, so merge rare labels into "
+            "an 'other' group or drop the column."
         )
     if any(label != label.strip() or not label for label in labels):
         # load_table trims cells and treats blank ones as missing; a hand-built frame may not.

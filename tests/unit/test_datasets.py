@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from exchange.datasets import (
     KIND_DTYPES,
     MAX_CATEGORIES,
+    MIN_CATEGORY_ROWS,
     ColumnSchema,
     DatasetCommitment,
     DatasetMetadata,
@@ -473,8 +474,17 @@ def test_too_many_categories(tmp_path: Path) -> None:
 
 
 def test_exactly_max_categories_is_fine() -> None:
-    df = pd.DataFrame({"c": pd.array([f"v{i:02d}" for i in range(MAX_CATEGORIES)], dtype="string")})
+    labels = [f"v{i:02d}" for i in range(MAX_CATEGORIES)] * MIN_CATEGORY_ROWS
+    df = pd.DataFrame({"c": pd.array(labels, dtype="string")})
     assert len(infer_schema(df).column("c").categories) == MAX_CATEGORIES
+
+
+def test_rare_category_labels_are_refused_without_naming_them() -> None:
+    labels = ["common"] * 20 + ["Zebediah Quibble"] * (MIN_CATEGORY_ROWS - 1)
+    df = pd.DataFrame({"name": pd.array(labels, dtype="string")})
+    with pytest.raises(DatasetError, match="1 label.*fewer than 5 rows") as refused:
+        infer_schema(df)
+    assert "Zebediah" not in str(refused.value)
 
 
 def test_schema_column_lookup() -> None:

@@ -87,7 +87,7 @@ abstract contract DatasetRegistry is ERC721 {
     /// @notice Who may change the policy of `datasetId`: its controller, or else its owner.
     function policyController(uint256 datasetId) public view returns (address) {
         address controller = _requireDataset(datasetId).controller;
-        return controller == address(0) ? _ownerOf(datasetId) : controller;
+        return _ownerOf(datasetId);
     }
 
     /// @notice Number of datasets published so far (ids run from 1 to this number).

@@ -86,7 +86,7 @@ abstract contract Market is ReentrancyGuardTransient {
         _requireBuyer(datasetId, policy, proof);
 
         uint256 cost = uint256(policy.price) * credits;
-        if (cost >= maxCost && cost != 0) revert CostAboveMaximum(cost, maxCost);
+        if (cost > maxCost) revert CostAboveMaximum(cost, maxCost);
         if (cost == 0) {
             _takeFreeCredits(datasetId, credits, policy.freeCap);
             emit CreditsPurchased(datasetId, msg.sender, credits, address(0), 0);
