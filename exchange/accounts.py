@@ -15,7 +15,7 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_hex
+from eth_utils import is_hex, to_checksum_address
 
 from exchange.chain.anvil import DEV_ACCOUNT_COUNT, DEV_MNEMONIC, LOCAL_CHAIN_ID
 from exchange.errors import AccountError
@@ -72,10 +72,10 @@ class Keystore:
         accounts = []
         for file in sorted(self.directory.glob("*.json")):
             try:
-                address = json.loads(file.read_text())["address"]
-            except (ValueError, KeyError):
+                address = to_checksum_address("0x" + json.loads(file.read_text())["address"].removeprefix("0x"))
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # not a keystore; ignore rather than fail the listing
-            accounts.append(AccountInfo(file.stem, "0x" + address.removeprefix("0x"), "keystore"))
+            accounts.append(AccountInfo(file.stem, address, "keystore"))
         return accounts
 
     def unlock(self, name: str, password: str) -> LocalAccount:
@@ -87,8 +87,8 @@ class Keystore:
             )
         try:
             key = Account.decrypt(json.loads(file.read_text()), password)
-        except ValueError as error:
-            if "MAC mismatch" in str(error):
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            if isinstance(error, ValueError) and "MAC mismatch" in str(error):
                 raise AccountError(f"Wrong password for account '{name}'; try again.") from None
             raise AccountError(f"The keystore file {file} is damaged; restore it from a backup.") from None
         return Account.from_key(key)

@@ -35,8 +35,15 @@ class DatasetView:
     payment_symbol: str
 
 
+def _check_dataset_id(dataset_id: int) -> None:
+    """Ids are uint256 from 1; anything else would fail ABI encoding with a web3 traceback."""
+    if not 1 <= dataset_id < 2**256:
+        raise InputError(f"There is no dataset #{dataset_id}; list them with `cove datasets`.")
+
+
 def policy_of(client: CoveClient, dataset_id: int) -> tuple[PolicyTerms, int, tuple[Any, ...]]:
     """The current policy of `dataset_id` (from the chain), its version and raw struct."""
+    _check_dataset_id(dataset_id)
     struct, version = client.session.call(client.cove.functions.policyOf(dataset_id))
     lists = _policy_lists(client, dataset_id, struct)
     token = None if int(struct[0], 16) == 0 else struct[0]
@@ -61,6 +68,7 @@ def _policy_lists(client: CoveClient, dataset_id: int, struct: Any) -> dict[str,
 
 
 def dataset_view(client: CoveClient, dataset_id: int) -> DatasetView:
+    _check_dataset_id(dataset_id)
     record = client.session.call(client.cove.functions.datasetOf(dataset_id))
     owner = client.session.call(client.cove.functions.ownerOf(dataset_id))
     controller = client.session.call(client.cove.functions.policyController(dataset_id))

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 echo "== forge test"
-node_modules/.bin/forge test
+# The platform binary itself: npm's node wrapper (node_modules/.bin/forge) exits 0 even
+# when tests fail.
+forge="$(echo node_modules/@foundry-rs/forge-*/bin/forge)"
+"$forge" test
 echo "== pytest"
 exec .venv/bin/python -m pytest "$@"

@@ -90,7 +90,7 @@ contract DatatokenTest is CoveTest {
         vm.expectEmit(true, true, true, true, address(token));
         emit IERC20.Transfer(buyer, stranger, 1e18);
         vm.prank(buyer);
-        token.transfer(stranger, 1e18);
+        assertTrue(token.transfer(stranger, 1e18), "transfer returned true");
         assertEq(token.balanceOf(buyer), 2e18, "sender");
         assertEq(token.balanceOf(stranger), 1e18, "recipient");
         // Receiving credits does not count against the recipient's free cap.

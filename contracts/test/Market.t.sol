@@ -618,6 +618,15 @@ contract MarketTest is CoveTest {
         assertEq(cove.freeCreditsTaken(free, stranger), 2, "counted");
     }
 
+    function test_RevertWhen_BuyWithPermit_PaymentTokenHasNoCode() public {
+        // The permit is skipped; the payment then fails as it does for buy.
+        address eoa = address(0xDEAD);
+        _setPaymentToken(eoa);
+        vm.expectRevert(abi.encodeWithSelector(SafeERC20.SafeERC20FailedOperation.selector, eoa));
+        vm.prank(buyer);
+        cove.buyWithPermit(id, 1, PRICE, _noProof(), 0, 0, 0, 0);
+    }
+
     // =============================================================== helpers
 
     function _setPaymentToken(address token) private {

@@ -229,7 +229,8 @@ contract PolicyTest is CoveTest {
         vm.startPrank(owner);
         for (uint256 i; i < sets; ++i) {
             Policy memory p = _pricedPolicy();
-            p.price = uint96(i + 1);
+            // forge-lint: disable-next-line(unsafe-typecast)
+            p.price = uint96(i + 1); // i < 40
             cove.setPolicy(id, p, bytes32(i));
         }
         vm.stopPrank();
@@ -286,6 +287,7 @@ contract PolicyTest is CoveTest {
         if (p.price != 0 && p.paymentToken == address(0)) {
             return abi.encodeWithSelector(AccessPolicies.MissingPaymentToken.selector);
         }
+        // forge-lint: disable-next-line(block-timestamp)
         if (p.expiry != 0 && p.expiry <= block.timestamp) {
             return abi.encodeWithSelector(AccessPolicies.ExpiryInPast.selector, p.expiry, block.timestamp);
         }

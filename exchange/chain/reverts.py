@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eth_abi import decode
+from eth_abi.exceptions import DecodingError
 from eth_utils import to_checksum_address
 
 from exchange.chain.artifacts import error_specs
@@ -76,28 +77,40 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+def _sentence(text: str) -> str:
+    """`text` as one sentence: one line, a capital (ASCII only: δ must stay δ), a full stop."""
+    text = " ".join(text.split()).rstrip(".")
+    if text[:1].isascii():
+        text = text[:1].upper() + text[1:]
+    return text + "."
+
+
 def describe_revert(data: bytes | str | None) -> TransactionReverted:
     """The TransactionReverted for raw revert `data` (hex or bytes)."""
     if isinstance(data, str):
         data = bytes.fromhex(data.removeprefix("0x")) if data else b""
     if not data or len(data) < 4:
-        return TransactionReverted("the transaction reverted without a reason")
+        return TransactionReverted(_sentence("the transaction reverted without a reason"))
     selector, payload = data[:4], data[4:]
-    if selector == _ERROR_STRING_SELECTOR:
-        (reason,) = decode(["string"], payload)
-        return TransactionReverted(f"the transaction reverted: {reason}", "Error", (reason,))
-    if selector == _PANIC_SELECTOR:
-        (code,) = decode(["uint256"], payload)
-        what = _PANICS.get(code, f"panic code {code:#x}")
-        return TransactionReverted(f"the contract stopped on {what}", "Panic", (code,))
-    spec = error_specs().get(selector)
-    if spec is None:
-        return TransactionReverted(f"the transaction reverted with unknown error 0x{data[:4].hex()}")
+    try:
+        if selector == _ERROR_STRING_SELECTOR:
+            (reason,) = decode(["string"], payload)
+            return TransactionReverted(_sentence(f"the transaction reverted: {reason}"), "Error", (reason,))
+        if selector == _PANIC_SELECTOR:
+            (code,) = decode(["uint256"], payload)
+            what = _PANICS.get(code, f"panic code {code:#x}")
+            return TransactionReverted(_sentence(f"the contract stopped on {what}"), "Panic", (code,))
+        spec = error_specs().get(selector)
+        if spec is None:
+            return TransactionReverted(_sentence(f"the transaction reverted with unknown error 0x{selector.hex()}"))
+        decoded = decode(list(spec.input_types), payload)
+    except DecodingError:
+        return TransactionReverted(_sentence(f"the transaction reverted with malformed error data (selector 0x{selector.hex()})"))
     values = tuple(
         to_checksum_address(v) if t == "address" else v
-        for t, v in zip(spec.input_types, decode(list(spec.input_types), payload), strict=True)
+        for t, v in zip(spec.input_types, decoded, strict=True)
     )
     args = dict(zip(spec.input_names, values, strict=True))
     phrase = _MESSAGES.get(spec.name)
     message = phrase(args) if phrase else f"the transaction reverted with {spec.name}{tuple(values)}"
-    return TransactionReverted(message[0].upper() + message[1:] + ".", spec.name, tuple(values))
+    return TransactionReverted(_sentence(message), spec.name, tuple(values))

@@ -29,6 +29,8 @@ def faucet(
         raise InputError(f"The {error}.") from None
     if units <= 0:
         raise InputError("The amount must be greater than 0.")
+    if units > 10_000 * 10**18:  # the token's own limit; larger numbers would not even encode
+        raise InputError("The faucet gives at most 10000 tokens per call.")
     token = client.erc20(client.deployment.payment_token)
     receipt = client.session.transact(token.functions.faucet(units))
     if json:

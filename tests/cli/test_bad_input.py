@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -151,6 +150,10 @@ def test_publish_refuses_unusable_files(cove, client_for, cove_home: Path, bad_f
         (["--expiry", "next tuesday"], ["The expiry 'next tuesday' is not a date"]),
         (["--price", "0"], ["A free dataset needs a per-address credit cap above 0"]),
         (["--token", "0xnope"], ["The payment token '0xnope' is not a valid address"]),
+        (["--budget", "1e999999999"], ["The privacy budget must be at most ε 4294.967295"]),
+        (["--price", "1e999999999"], ["The price is too large for the chain to store"]),
+        (["--price", "79228162514.264337593543950336"], ["The price is too large for the chain to store"]),
+        (["--per-job-cap", "1e-999999999"], ["per-job privacy cap has more decimals than the chain stores"]),
     ],
 )
 def test_publish_refuses_invalid_policies(cove, client_for, cove_home: Path, dataset_csv: Path,
@@ -302,8 +305,7 @@ def test_importing_an_invalid_private_key(cove, cove_home: Path, tmp_path: Path,
     fails(result, fragment)
     if len(key) > 8:
         assert key.removeprefix("0x") not in result.stdout + result.stderr
-    assert home_files(cove_home) == before
-    assert not list((cove_home / "keystores").glob("*")) if (cove_home / "keystores").exists() else True
+    assert home_files(cove_home) == before  # no keystore file, not even a temporary one
 
 
 def test_import_from_a_missing_key_file(cove, cove_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -404,7 +406,7 @@ def test_deployment_record_without_contracts(cove, chain: ChainInfo, cove_home: 
 def test_no_chain_running_and_no_rpc(cove, cove_home: Path, dataset_csv: Path) -> None:  # type: ignore[no-untyped-def]
     for command in (["datasets"], ["deploy"], ["faucet"], ["buy", "1"], ["balance"], publish_args(dataset_csv)):
         fails(cove(*command), "No chain to talk to", "cove chain up", "--rpc URL")
-    assert not any(p.is_file() for p in cove_home.rglob("*")) if cove_home.exists() else True
+    assert home_files(cove_home) == {}
 
 
 # --------------------------------------------------------------------------------------
@@ -488,9 +490,25 @@ def test_buy_zero_credits(cove, deployment: Deployment, dataset_csv: Path, credi
     assert balances(cove, "dev1") == buyer
 
 
-def test_buy_an_unknown_dataset(cove, deployment: Deployment) -> None:  # type: ignore[no-untyped-def]
-    fails(cove("buy", "7", "--account", "dev1"), "There is no dataset #7", "cove datasets")
-    fails(cove("policy", "show", "7"), "There is no dataset #7")
+@pytest.mark.parametrize(
+    ("amount", "fragment"),
+    [("0", "must be greater than 0"), ("-5", "must be greater than 0"), ("lots", "amount must be a number"),
+     ("0.0000000000000000001", "amount has more decimals"), ("20000", "at most 10000 tokens per call"),
+     ("1e100", "at most 10000 tokens per call"), ("1e999999999", "too large")],
+)  # fmt: skip
+def test_faucet_refuses_bad_amounts(cove, deployment: Deployment, amount: str, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    before = balances(cove, "dev1")
+    fails(cove("faucet", "--account=dev1", "--", amount), fragment)
+    assert balances(cove, "dev1") == before
+
+
+@pytest.mark.parametrize("dataset_id", ["7", "0", "-1", str(2**256)])
+def test_unknown_dataset_ids(cove, deployment: Deployment, dataset_id: str) -> None:  # type: ignore[no-untyped-def]
+    expected = f"There is no dataset #{dataset_id}"
+    fails(cove("buy", "--account=dev1", "--", dataset_id), expected, "cove datasets")
+    fails(cove("policy", "show", "--", dataset_id), expected)
+    fails(cove("dataset", "show", "--", dataset_id), expected)
+    fails(cove("policy", "set", "--budget=3", "--", dataset_id), expected)
 
 
 def test_buy_beyond_the_free_cap(cove, client_for, dataset_csv: Path) -> None:  # type: ignore[no-untyped-def]

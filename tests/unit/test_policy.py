@@ -60,6 +60,8 @@ BASE = {"price": "1", "payment_token": TOKEN, "budget": "2", "per_job_cap": "1"}
         ({"allowlist": [ADDRESSES[0], " nope "]}, "Allowlist entry 2 ('nope') is not a valid address"),
         ({"model_families": ["mlp", "  "]}, "A model family name must not be empty"),
         ({"budget": "4295", "per_job_cap": "1"}, "The privacy budget must be at most ε 4294.967295"),
+        ({"budget": "4294.9672951", "per_job_cap": "1"}, "The privacy budget must be at most ε 4294.967295"),
+        ({"budget": "1e999999999", "per_job_cap": "1"}, "The privacy budget must be at most ε 4294.967295"),
     ],
 )
 def test_invalid_terms_are_refused_with_one_sentence(changes: dict[str, object], fragment: str) -> None:
@@ -91,7 +93,8 @@ def test_normalisation() -> None:
     assert terms.allowlist == tuple(sorted({ADDRESSES[0], ADDRESSES[2]}))  # checksummed, deduplicated, sorted
     assert terms.model_families == ("logreg", "mlp")
     assert terms.expiry == datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)  # naive means UTC
-    assert priced(payment_token="").payment_token is None or True  # "" means no token (then refused as priced)
+    with pytest.raises(PolicyError, match="A priced dataset needs a payment token"):
+        priced(payment_token="")  # "" means no token
     assert parse_terms(budget="1", per_job_cap="1", free_cap=3).is_free
     assert not priced().is_free
 
@@ -139,6 +142,10 @@ def test_roots_on_chain_are_merkle_roots_of_the_lists() -> None:
         ({"per_job_cap": "0.0000005"}, 18, "per-job privacy cap has more decimals than the chain stores"),
         ({"delta": "1e-19"}, 18, "δ has more decimals than the chain stores"),
         ({"price": str(2**96)}, 0, "The price is too large for the chain to store"),
+        ({"price": "79228162514.264337593543950336"}, 18, "The price is too large for the chain to store"),
+        ({"price": "1e999999999"}, 18, "The price is too large for the chain to store"),
+        ({"price": "1." + "1" * 150}, 18, "price has more decimals than the chain stores"),
+        ({"per_job_cap": "1e-999999999"}, 18, "per-job privacy cap has more decimals than the chain stores"),
     ],
 )
 def test_precision_the_chain_cannot_store_is_refused(changes: dict[str, object], decimals: int, fragment: str) -> None:
@@ -151,7 +158,7 @@ def test_precision_the_chain_cannot_store_is_refused(changes: dict[str, object],
 
 def test_round_trip_through_the_chain_form_is_exact() -> None:
     terms = priced(
-        price="1234.567890123456789012"[:22],  # 18 decimals
+        price="79228162514.264337593543950335",  # uint96 max at 18 decimals: 29 significant digits
         budget="4294.967295",
         per_job_cap="0.000001",
         delta="0.000000000000000001",
@@ -184,7 +191,7 @@ def test_round_trip_with_an_expiry_in_another_time_zone() -> None:
     epochs=st.integers(1, 2**16 - 1),
     free_cap=st.integers(1, 2**16 - 1),
     compute_only=st.booleans(),
-    expiry=st.one_of(st.just(0), st.integers(1, 2**40 - 1)),
+    expiry=st.one_of(st.just(0), st.integers(1, 253402300799)),  # up to 9999-12-31T23:59:59Z
 )
 def test_any_valid_chain_struct_round_trips(
     price: int, decimals: int, budget: int, cap_share: float, delta: int, epochs: int, free_cap: int,
@@ -206,3 +213,16 @@ def test_from_onchain_reads_checksummed_token_and_lists() -> None:
     assert terms.payment_token == to_checksum_address(TOKEN)
     assert terms.allowlist == (ADDRESSES[1],) and terms.model_families == ("mlp",)
     assert terms.price == Decimal("2.5") and terms.budget == Decimal(8) and terms.per_job_cap == Decimal(2)
+
+
+def test_largest_values_are_exact() -> None:
+    """29-digit prices exceed Decimal's default 28-digit precision; conversions must not round."""
+    price = 2**96 - 1
+    struct = priced().to_onchain(18)
+    struct = (struct[0], price, *struct[2:])
+    terms = PolicyTerms.from_onchain(struct, 18, None)
+    assert terms.price == Decimal("79228162514.264337593543950335")
+    assert terms.to_onchain(18)[1] == price
+    assert priced(price="12345678901.234567890123456789").to_onchain(18)[1] == 12345678901234567890123456789
+    assert priced(budget="4294.967295", per_job_cap="4294.967295").to_onchain(18)[3:5] == (2**32 - 1, 2**32 - 1)
+

@@ -5,7 +5,7 @@ import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
 import {Datatoken} from "../tokens/Datatoken.sol";
 
-/// @notice The on-chain record of one dataset. Three slots when owner-controlled.
+/// @notice The on-chain record of one dataset: four storage slots, five with a controller.
 struct Dataset {
     /// sha256 digest of the metadata document; its CID is the raw-codec CIDv1 of this digest.
     bytes32 metadataDigest;
@@ -87,7 +87,7 @@ abstract contract DatasetRegistry is ERC721 {
     /// @notice Who may change the policy of `datasetId`: its controller, or else its owner.
     function policyController(uint256 datasetId) public view returns (address) {
         address controller = _requireDataset(datasetId).controller;
-        return _ownerOf(datasetId);
+        return controller == address(0) ? _ownerOf(datasetId) : controller;
     }
 
     /// @notice Number of datasets published so far (ids run from 1 to this number).
