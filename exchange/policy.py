@@ -21,6 +21,7 @@ from exchange.units import DELTA_SCALE, EPSILON_SCALE, epsilon_from_fixed, from_
 ZERO32 = b"\x00" * 32
 UINT96_MAX = 2**96 - 1
 UINT32_MAX = 2**32 - 1
+_LABELS = {"price": "price", "budget": "privacy budget", "per_job_cap": "per-job privacy cap", "delta": "δ"}
 
 
 def model_family_hash(family: str) -> bytes:
@@ -49,7 +50,7 @@ class PolicyTerms(BaseModel):
     @classmethod
     def _number(cls, value: Any, info: Any) -> Decimal:
         try:
-            return to_decimal(value, info.field_name.replace("_", " "))
+            return to_decimal(value, _LABELS[info.field_name])
         except ValueError as error:
             raise PolicyError(f"The {error}.") from None
 

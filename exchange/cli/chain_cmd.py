@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from exchange.chain.anvil import LocalChain
+from exchange.chain.anvil import LOCAL_CHAIN_ID, LocalChain
 from exchange.chain.deployment import deploy, deployment_file, load_deployment
 from exchange.chain.session import ChainSession, connect
 from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, layout, resolve_rpc, unlock
 from exchange.cli.output import console, fields, print_json, success
 from exchange.errors import NotDeployed
-from exchange.chain.anvil import LOCAL_CHAIN_ID
 
 app = typer.Typer(help="Start, stop and inspect the local anvil chain.", no_args_is_help=True)
 

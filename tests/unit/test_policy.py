@@ -44,7 +44,7 @@ BASE = {"price": "1", "payment_token": TOKEN, "budget": "2", "per_job_cap": "1"}
         ({"price": "NaN"}, "price must be a finite number"),
         ({"budget": "0"}, "The privacy budget must be greater than 0"),
         ({"budget": "-1"}, "The privacy budget must be greater than 0"),
-        ({"budget": "x"}, "The budget must be a number, not 'x'"),
+        ({"budget": "x"}, "The privacy budget must be a number, not 'x'"),
         ({"per_job_cap": "3"}, "The per-job privacy cap (ε 3) must be positive and at most the budget (ε 2)"),
         ({"per_job_cap": "0"}, "The per-job privacy cap (ε 0) must be positive"),
         ({"per_job_cap": "-0.5"}, "must be positive"),
