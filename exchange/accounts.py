@@ -78,13 +78,25 @@ class Keystore:
             accounts.append(AccountInfo(file.stem, address, "keystore"))
         return accounts
 
-    def unlock(self, name: str, password: str) -> LocalAccount:
-        """The account stored under `name`, decrypted with `password`."""
+    def existing(self, name: str) -> Path:
+        """The keystore file of `name`, or AccountError when there is none."""
         file = self.path(name)
         if not file.exists():
             raise AccountError(
                 f"No account named '{name}'; see `cove account list` or create one with `cove account new`."
             )
+        return file
+
+    def available(self, name: str) -> Path:
+        """The file a new account `name` would get, or AccountError when the name is taken."""
+        file = self.path(name)
+        if file.exists():
+            raise AccountError(f"An account named '{name}' already exists; choose another name.")
+        return file
+
+    def unlock(self, name: str, password: str) -> LocalAccount:
+        """The account stored under `name`, decrypted with `password`."""
+        file = self.existing(name)
         try:
             key = Account.decrypt(json.loads(file.read_text()), password)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
@@ -94,9 +106,7 @@ class Keystore:
         return Account.from_key(key)
 
     def _store(self, name: str, account: LocalAccount, password: str) -> AccountInfo:
-        file = self.path(name)
-        if file.exists():
-            raise AccountError(f"An account named '{name}' already exists; choose another name.")
+        file = self.available(name)
         if not password:
             raise AccountError("The password must not be empty.")
         encrypted = Account.encrypt(account.key, password)

@@ -167,10 +167,18 @@ class PolicyTerms(BaseModel):
             max_epochs=max_epochs,
             free_cap=free_cap,
             compute_only=compute_only,
-            expiry=datetime.fromtimestamp(expiry, UTC) if expiry else None,
+            expiry=_expiry_datetime(expiry),
             allowlist=tuple(lists.get("allowlist", ())),
             model_families=tuple(lists.get("model_families", ())),
         )
+
+
+def _expiry_datetime(timestamp: int) -> datetime | None:
+    """The expiry as a datetime; 0, or a time past what datetime holds (year 9999), is never."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC) if timestamp else None
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def parse_terms(**fields: Any) -> PolicyTerms:

@@ -18,7 +18,7 @@ app = typer.Typer(help="Encrypted keystore accounts.", no_args_is_help=True)
 def new(name: str = typer.Argument(..., help="A name for the account."), home: HomeOption = None, json: JsonOption = False) -> None:
     """Create a random account in an encrypted keystore (password from $COVE_PASSWORD or a prompt)."""
     keystore = Keystore(layout(home).keystores)
-    keystore.path(name)
+    keystore.available(name)  # refused before any password is asked
     info = keystore.create(name, read_password("New password", confirm=True))
     if json:
         print_json(info)
@@ -35,7 +35,7 @@ def import_(
 ) -> None:
     """Import a private key into an encrypted keystore. The key is never echoed or printed."""
     keystore = Keystore(layout(home).keystores)
-    keystore.path(name)
+    keystore.available(name)  # refused before any password is asked
     if key_file is not None:
         try:
             key = key_file.read_text()

@@ -60,7 +60,7 @@ def unlock(home: Path | None, name: str, chain_id: int) -> LocalAccount:
     if is_dev_account_name(name):
         return resolve_dev_account(name, chain_id)
     keystore = Keystore(layout(home).keystores)
-    keystore.path(name)  # validates the name before asking for a password
+    keystore.existing(name)  # a typo is reported before any password is asked
     return keystore.unlock(name, read_password(f"Password for '{name}'"))
 
 

@@ -171,3 +171,13 @@ def test_dev_accounts_only_on_the_local_chain() -> None:
     for name in ("dev10", "alice", "dev"):
         with pytest.raises(AccountError, match="is not a dev account"):
             resolve_dev_account(name, LOCAL_CHAIN_ID)
+
+
+def test_unknown_account_is_refused_before_any_password_is_asked(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from exchange.cli import options
+
+    asked: list[str] = []
+    monkeypatch.setattr(options, "read_password", lambda prompt, confirm=False: asked.append(prompt) or "pw")
+    with pytest.raises(AccountError, match="No account named 'nobody'"):
+        options.unlock(tmp_path, "nobody", 1)
+    assert asked == []

@@ -226,3 +226,8 @@ def test_largest_values_are_exact() -> None:
     assert priced(price="12345678901.234567890123456789").to_onchain(18)[1] == 12345678901234567890123456789
     assert priced(budget="4294.967295", per_job_cap="4294.967295").to_onchain(18)[3:5] == (2**32 - 1, 2**32 - 1)
 
+
+
+def test_an_expiry_beyond_year_9999_reads_as_never() -> None:
+    struct = ("0x" + "00" * 20, 0, 2**40 - 1, 1_000_000, 1_000_000, 10**13, 5, 1, True, b"\0" * 32, b"\0" * 32)
+    assert PolicyTerms.from_onchain(struct, 18, None).expiry is None
