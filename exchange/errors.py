@@ -66,3 +66,45 @@ class TransactionReverted(ChainError):
         super().__init__(message)
         self.error_name = error_name
         self.error_args = error_args
+
+
+class SpecError(InputError):
+    """A model spec is malformed, or does not fit the dataset it is meant to train on."""
+
+
+class WeightsError(InputError):
+    """Exported weights do not match the model their spec describes."""
+
+
+class PrivacyError(CoveError):
+    """A request or a model would break the privacy promise (see DESIGN.md section 6)."""
+
+
+class ModuleRefused(PrivacyError):
+    """A torch module holds state that could carry private rows out (buffers, frozen weights)."""
+
+
+class TrainingError(CoveError):
+    """Private training failed. The message names the stage only, never the data."""
+
+
+class SandboxError(CoveError):
+    """Sandboxed work could not run or did not finish.
+
+    The message is generic on purpose (stage and reason: timeout, memory, CPU, crash...):
+    the child's own output could quote private data, so it stays in the owner's local log
+    at `log_path`. `reason` is a short machine-readable word.
+    """
+
+    def __init__(self, message: str, reason: str = "unavailable", log_path: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.log_path = log_path
+
+
+class DecryptionError(CoveError):
+    """Encrypted data could not be decrypted: the wrong key, or the data was altered."""
+
+
+class ProvenanceError(CoveError):
+    """A provenance record is malformed or cannot be signed or verified."""

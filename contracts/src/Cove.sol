@@ -5,17 +5,30 @@ import {DatasetRegistry, DatasetParams, Dataset} from "./modules/DatasetRegistry
 import {AccessPolicies, Policy} from "./modules/AccessPolicies.sol";
 import {Market} from "./modules/Market.sol";
 import {Datatoken} from "./tokens/Datatoken.sol";
+import {ComputeJobs} from "./ComputeJobs.sol";
 
 /**
  * @title Cove
  * @notice The Cove hub: dataset registry (ERC-721), access policies and market in one
  * deployment, so publishing is one transaction and a purchase makes no cross-contract call
- * besides the payment and the mint. Each concern lives in its own module.
+ * besides the payment and the mint. Each concern lives in its own module. Compute jobs, their
+ * escrow and the privacy ledger live in {ComputeJobs}, which this hub deploys and which alone
+ * may spend and refund credits.
  */
 contract Cove is DatasetRegistry, AccessPolicies, Market {
+    /// @notice The ComputeJobs contract this hub deployed: the only spender of credits.
+    address public immutable computeJobs;
+
+    /// @notice Only the hub's ComputeJobs contract may do this.
+    error NotComputeJobs(address caller);
+
+    constructor() {
+        computeJobs = address(new ComputeJobs());
+    }
+
     /**
      * @notice Publishes a dataset in one transaction: mints its NFT to the caller, clones
-     * its datatoken and sets its first policy.
+     * its datatoken, sets its first policy and opens its (empty) privacy ledger in {ComputeJobs}.
      * @param params Metadata digest, private-data commitment, rows, runner and controller.
      * @param policy The access policy (see {Policy}); validated as in {setPolicy}.
      * @param listsDigest Digest of the allowlist / model-family lists document (0 if none).
@@ -28,6 +41,41 @@ contract Cove is DatasetRegistry, AccessPolicies, Market {
     {
         (datasetId, datatoken) = _registerDataset(msg.sender, params);
         _setPolicy(datasetId, policy, listsDigest);
+        ComputeJobs(computeJobs).openLedger(datasetId);
+    }
+
+    /**
+     * @notice What a compute job on `datasetId` is checked against, in one call: the
+     * dataset's datatoken, its current policy and that policy's version.
+     * @dev Reverts UnknownDataset for a missing id. {ComputeJobs} reads this rather than
+     * {datasetOf} and {policyOf}, which read four more cold slots between them.
+     */
+    function jobTermsOf(uint256 datasetId)
+        external
+        view
+        returns (address datatoken, uint32 policyVersion, Policy memory policy)
+    {
+        Dataset storage dataset = _requireDataset(datasetId);
+        return (dataset.datatoken, dataset.policyVersion, _policies[datasetId]);
+    }
+
+    /**
+     * @notice Burns one credit (1e18 units) of `datasetId` from `from`, for a compute job.
+     * @dev Only {computeJobs}, which checked the balance and the request first.
+     */
+    function spendCredit(uint256 datasetId, address from) external {
+        if (msg.sender != computeJobs) revert NotComputeJobs(msg.sender);
+        Datatoken(_requireDataset(datasetId).datatoken).burn(from, CREDIT);
+    }
+
+    /**
+     * @notice Re-mints one credit (1e18 units) of `datasetId` to `to`, for a compute job that
+     * failed or was taken back after its deadline.
+     * @dev Only {computeJobs}.
+     */
+    function refundCredit(uint256 datasetId, address to) external {
+        if (msg.sender != computeJobs) revert NotComputeJobs(msg.sender);
+        Datatoken(_requireDataset(datasetId).datatoken).mint(to, CREDIT);
     }
 
     function _requirePolicyController(uint256 datasetId) internal view override {

@@ -7,7 +7,7 @@ import {CoveTest} from "./utils/CoveTest.sol";
 import {Datatoken} from "../src/tokens/Datatoken.sol";
 
 /// @notice The per-dataset credit token: a clone whose immutable argument is the dataset id,
-/// minted only by the hub.
+/// minted and burned only by the hub.
 contract DatatokenTest is CoveTest {
     function test_Metadata_FirstDataset() public {
         (uint256 id, Datatoken token) = _publishPriced();
@@ -106,5 +106,28 @@ contract DatatokenTest is CoveTest {
         assertEq(tb.balanceOf(buyer), 1e18, "b");
         assertEq(ta.datasetId(), a, "a id");
         assertEq(tb.datasetId(), b, "b id");
+    }
+
+    function test_RevertWhen_NonHubBurns() public {
+        (uint256 id, Datatoken token) = _publishFree(5);
+        _buy(buyer, id, 3, 0);
+        address[4] memory callers = [owner, buyer, cove.computeJobs(), address(this)];
+        for (uint256 i; i < callers.length; ++i) {
+            vm.expectRevert(abi.encodeWithSelector(Datatoken.DatatokenUnauthorized.selector, callers[i]));
+            vm.prank(callers[i]);
+            token.burn(buyer, 1e18);
+        }
+        assertEq(token.balanceOf(buyer), 3e18, "nothing burned");
+    }
+
+    function test_Burn_ByHub() public {
+        (uint256 id, Datatoken token) = _publishFree(5);
+        _buy(buyer, id, 3, 0);
+        vm.expectEmit(true, true, true, true, address(token));
+        emit IERC20.Transfer(buyer, address(0), 2e18);
+        vm.prank(address(cove));
+        token.burn(buyer, 2e18);
+        assertEq(token.balanceOf(buyer), 1e18, "burned");
+        assertEq(token.totalSupply(), 1e18, "supply");
     }
 }

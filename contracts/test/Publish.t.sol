@@ -8,6 +8,7 @@ import {Vm} from "./utils/Test.sol";
 import {DatasetRegistry, DatasetParams, Dataset} from "../src/modules/DatasetRegistry.sol";
 import {AccessPolicies, Policy} from "../src/modules/AccessPolicies.sol";
 import {Datatoken} from "../src/tokens/Datatoken.sol";
+import {ComputeJobs} from "../src/ComputeJobs.sol";
 
 /// @notice `publish`: the registration record, its events, the field checks and the
 /// commitment-uniqueness rule; and UnknownDataset on every entry point taking an id.
@@ -21,11 +22,14 @@ contract PublishTest is CoveTest {
         assertEq(cove.CREDIT(), 1e18, "CREDIT");
         assertEq(cove.datatokenTemplate(), _createAddress(address(cove), 1), "template at hub nonce 1");
         assertEq(Datatoken(cove.datatokenTemplate()).hub(), address(cove), "template hub");
+        assertEq(cove.computeJobs(), _createAddress(address(cove), 2), "ComputeJobs at hub nonce 2");
+        assertEq(ComputeJobs(cove.computeJobs()).hub(), address(cove), "ComputeJobs hub");
+        assertEq(ComputeJobs(cove.computeJobs()).jobCount(), 0, "no jobs");
         assertTrue(cove.supportsInterface(type(IERC721).interfaceId), "IERC721");
         assertTrue(cove.supportsInterface(type(IERC721Metadata).interfaceId), "IERC721Metadata");
     }
 
-    function test_Publish_EmitsTransferDatasetPublishedPolicyUpdated() public {
+    function test_Publish_EmitsTransferDatasetPublishedPolicyUpdatedLedgerOpened() public {
         DatasetParams memory params = _params(1);
         Policy memory policy = _pricedPolicy();
         address expectedToken = _nextDatatoken();
@@ -38,6 +42,8 @@ contract PublishTest is CoveTest {
         );
         vm.expectEmit(true, true, true, true, address(cove));
         emit AccessPolicies.PolicyUpdated(1, 1, policy, LISTS_DIGEST);
+        vm.expectEmit(true, true, true, true, cove.computeJobs());
+        emit ComputeJobs.LedgerOpened(1);
 
         vm.prank(owner);
         (uint256 id, address token) = cove.publish(params, policy, LISTS_DIGEST);
@@ -82,7 +88,7 @@ contract PublishTest is CoveTest {
         assertEq(id1, 1, "id1");
         assertEq(id2, 2, "id2");
         assertTrue(address(t1) != address(t2), "distinct datatokens");
-        assertEq(address(t2), _createAddress(address(cove), 3), "clone 2 at hub nonce 3");
+        assertEq(address(t2), _createAddress(address(cove), 4), "clone 2 at hub nonce 4");
         assertEq(t2.datasetId(), 2, "t2 datasetId");
         assertEq(cove.ownerOf(id2), stranger, "owner of 2");
         assertEq(cove.datasetCount(), 2, "count");
@@ -101,6 +107,8 @@ contract PublishTest is CoveTest {
         emit DatasetRegistry.PolicyControllerChanged(1, address(0), timelock);
         vm.expectEmit(true, true, true, true, address(cove));
         emit AccessPolicies.PolicyUpdated(1, 1, _pricedPolicy(), bytes32(0));
+        vm.expectEmit(true, true, true, true, cove.computeJobs());
+        emit ComputeJobs.LedgerOpened(1);
         (uint256 id,) = _publish(owner, params, _pricedPolicy());
 
         assertEq(cove.datasetOf(id).controller, timelock, "stored controller");
@@ -112,12 +120,15 @@ contract PublishTest is CoveTest {
         vm.recordLogs();
         _publish(owner, _params(1), _pricedPolicy());
         Vm.Log[] memory logs = vm.getRecordedLogs();
-        // ERC-721 Transfer, DatasetPublished, PolicyUpdated; no PolicyControllerChanged.
-        assertEq(logs.length, 3, "log count");
+        // ERC-721 Transfer, DatasetPublished, PolicyUpdated, then ComputeJobs' LedgerOpened;
+        // no PolicyControllerChanged.
+        assertEq(logs.length, 4, "log count");
         assertEq(logs[0].topics[0], IERC721.Transfer.selector, "log 0");
         assertEq(logs[1].topics[0], DatasetRegistry.DatasetPublished.selector, "log 1");
         assertEq(logs[2].topics[0], AccessPolicies.PolicyUpdated.selector, "log 2");
         assertEq(logs[2].topics[2], bytes32(uint256(1)), "version topic");
+        assertEq(logs[3].topics[0], ComputeJobs.LedgerOpened.selector, "log 3");
+        assertEq(logs[3].emitter, cove.computeJobs(), "log 3 emitter");
     }
 
     // --------------------------------------------------------------- MissingDatasetField

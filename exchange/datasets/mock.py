@@ -7,7 +7,7 @@ the data (columns, kinds, ranges, labels, missing values) and nothing else.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -82,9 +82,15 @@ def _uniform(lo: float, hi: float, rows: int, rng: np.random.Generator) -> np.nd
 
 def _datetimes(lo: datetime, hi: datetime, rows: int, rng: np.random.Generator) -> np.ndarray:
     # Whole seconds: a mock timestamp has no reason to look more precise than that.
-    lo_s = int(np.ceil(lo.timestamp()))
-    hi_s = int(np.floor(hi.timestamp()))
+    # Integer microseconds, not float timestamps: far-off dates lose microseconds in a float.
+    lo_us, hi_us = _epoch_micros(lo), _epoch_micros(hi)
+    lo_s = -(-lo_us // 1_000_000)
+    hi_s = hi_us // 1_000_000
     if hi_s < lo_s:  # a range within one second: use its start
         return np.array([pd.Timestamp(lo)] * rows, dtype=object)
     seconds = rng.integers(lo_s, hi_s, size=rows, endpoint=True)
     return np.array(list(pd.to_datetime(seconds, unit="s", utc=True)), dtype=object)
+
+
+def _epoch_micros(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)

@@ -12,7 +12,7 @@ import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
  * @dev Deployed once as a template by the Cove hub; every dataset gets an ERC-1167 clone
  * whose immutable argument is its dataset id. The template's `hub` immutable lives in the
  * template's code, so every clone shares it at no storage cost, and the clone needs no
- * initialisation transaction. Only the hub mints.
+ * initialisation transaction. Only the hub mints and burns.
  */
 contract Datatoken is ERC20 {
     /// @notice The Cove hub that created this token and is its only minter.
@@ -40,9 +40,15 @@ contract Datatoken is ERC20 {
         return string.concat("COVE", Strings.toString(datasetId()));
     }
 
-    /// @notice Mints `amount` units to `to`. Only the hub, when credits are bought.
+    /// @notice Mints `amount` units to `to`. Only the hub, when credits are bought or refunded.
     function mint(address to, uint256 amount) external {
         if (msg.sender != hub) revert DatatokenUnauthorized(msg.sender);
         _mint(to, amount);
+    }
+
+    /// @notice Burns `amount` units of `from`. Only the hub, when a compute job spends a credit.
+    function burn(address from, uint256 amount) external {
+        if (msg.sender != hub) revert DatatokenUnauthorized(msg.sender);
+        _burn(from, amount);
     }
 }

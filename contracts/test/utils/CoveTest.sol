@@ -191,9 +191,10 @@ abstract contract CoveTest is Test {
     }
 
     /// @notice The address the hub's next `publish` clones the datatoken to: the hub's CREATE
-    /// nonce starts at 1, the template took nonce 1, so dataset n's clone uses nonce n + 1.
+    /// nonce starts at 1, the template took nonce 1 and ComputeJobs nonce 2, so dataset n's
+    /// clone uses nonce n + 2.
     function _nextDatatoken() internal view returns (address) {
-        return _createAddress(address(cove), cove.datasetCount() + 2);
+        return _createAddress(address(cove), cove.datasetCount() + 3);
     }
 
     /// @notice The CREATE address of `deployer` at `nonce` (1 <= nonce <= 255).

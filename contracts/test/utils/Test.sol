@@ -16,6 +16,15 @@ interface Vm {
         address emitter;
     }
 
+    /// @notice Gas figures of the last call, from {lastCallGas}.
+    struct Gas {
+        uint64 gasLimit;
+        uint64 gasTotalUsed;
+        uint64 gasMemoryUsed;
+        int64 gasRefunded;
+        uint64 gasRemaining;
+    }
+
     /// @notice Sets msg.sender for the next call only.
     function prank(address sender) external;
     /// @notice Sets msg.sender for every call until {stopPrank}.
@@ -53,6 +62,10 @@ interface Vm {
     function assume(bool condition) external pure;
     /// @notice Names `account` in traces.
     function label(address account, string calldata newLabel) external;
+    /// @notice Gas used by the last call the test made (execution only: no intrinsic cost).
+    function lastCallGas() external view returns (Gas memory gas);
+    /// @notice Marks `target` and its storage slots cold, as at the start of a transaction.
+    function cool(address target) external;
 }
 
 /**

@@ -1,0 +1,383 @@
+"""Private training: a spec, the private table and its schema in; DP-trained parameters out.
+
+The runner owns the loop (DESIGN.md section 6). What it does, in order:
+
+1. Public checks, before any private row is read: the spec against the schema, and the DP
+   parameters from the spec and the public row count (`DpParams.for_spec`): sample rate
+   q = expected_batch_size / rows on the 1e-9 grid, steps = epochs × ceil(1/q), and the
+   noise multiplier (given, or the smallest on the 1e-6 grid that reaches the target ε).
+   The privacy cost (curve and ε) is fixed here, before training.
+2. Private stages, each wrapped so that any failure becomes a TrainingError naming the
+   stage only, with no cause attached (no message, no traceback, no `__context__`):
+   check the table against the schema, encode it, train, copy the parameters out.
+3. Training is Opacus' `make_private` with ghost clipping (`grad_sample_mode="ghost"`),
+   per-sample clipping at the spec's clip norm and the fixed noise multiplier. Batches are
+   drawn by Poisson sampling with exactly q (Opacus' `UniformWithReplacementSampler`) for
+   exactly `steps` steps; an empty batch is still a step, whose update is pure noise. The
+   update is divided by the spec's expected batch size (public), never by a count of rows.
+4. The result holds a *fresh* model with the trained parameter values copied in: the
+   trained module carries Opacus' per-sample state (activations, per-sample norms) on its
+   layers and parameters, computed from private rows without noise, and none of it may
+   leave. Nothing else computed on private data is kept: no loss, no metrics, no logs
+   (Opacus' warnings and log lines are silenced while training).
+
+Randomness: with `seed=None` (what the runner uses) the sampling and noise generators are
+seeded from the operating system's entropy and the seeds are never recorded; knowing them
+would let anyone subtract the noise. A fixed seed makes a run reproducible on the CPU and is
+for tests and benchmarks only; `TrainingResult.seeded` says which it was. Opacus'
+`secure_mode` (a CSPRNG and protection against floating-point attacks on the Gaussian
+sampler) needs torchcsprng, which is not available for this torch, so it is not used.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import secrets
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import numpy as np
+import opacus
+import pandas as pd
+import torch
+from opacus import PrivacyEngine
+from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from exchange.ml.accounting import (
+    ORDERS_FIXED,
+    DpParams,
+    DpParamsOnchain,
+    epsilon,
+    epsilon_fixed,
+    fixed_curve,
+)
+from exchange.ml.weights import parameters_of
+from exchange.ml.model import build_model, encode_features, encode_target, validate_module
+from exchange.ml.spec import ModelSpec
+from exchange.datasets.schema import DatasetSchema, check_frame
+from exchange.errors import PrivacyError, TrainingError
+
+T = TypeVar("T")
+
+_LOSSES: dict[str, Callable[[], nn.Module]] = {
+    "cross_entropy": nn.CrossEntropyLoss,
+    "bce": nn.BCEWithLogitsLoss,
+    "mse": nn.MSELoss,
+}
+_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+}
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a private training run releases: DP-trained parameters and public facts about it.
+
+    `module` is a fresh model built from the spec with the trained values copied in; only its
+    parameters matter (export them with `exchange.ml.weights.export_weights`). `epsilon`
+    is `accounting.epsilon(curve_fixed, delta)`: the figure the ledger records.
+    """
+
+    module: nn.Module
+    spec_hash: str
+    dp: DpParams
+    curve: tuple[float, ...]
+    curve_fixed: tuple[int, ...]
+    epsilon: float
+    delta: float
+    steps: int
+    sample_rate: float
+    device: str
+    device_name: str
+    versions: dict[str, str]
+    started_at: datetime
+    finished_at: datetime
+    seeded: bool
+
+    def provenance(self) -> dict[str, Any]:
+        """The run's fields of a provenance record, as `exchange.provenance` names them.
+
+        Fixed point as on chain: `dp` is ComputeJobs' DpParams struct, `rdp_orders` in
+        thousandths, `rdp_curve` in billionths (rounded up), `epsilon` in millionths
+        (rounded up), `delta` in 1e-18 units. The runner adds the job, dataset, sandbox and
+        weights fields.
+        """
+        device = self.device
+        if self.device.startswith("cuda"):
+            device = f"{self.device} ({self.device_name})"
+        return {
+            "spec_hash": self.spec_hash,
+            "dp": self.dp.to_onchain().model_dump(),
+            "accountant": "rdp",
+            "rdp_orders": list(ORDERS_FIXED),
+            "rdp_curve": list(self.curve_fixed),
+            "epsilon": epsilon_fixed(self.curve_fixed, self.delta),
+            "delta": self.dp.delta_fixed,
+            "library_versions": dict(self.versions),
+            "device": device,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+def train(
+    spec: ModelSpec,
+    frame: pd.DataFrame,
+    schema: DatasetSchema,
+    device: str | torch.device | None = None,
+    *,
+    seed: int | None = None,
+    expected_params: DpParams | DpParamsOnchain | None = None,
+) -> TrainingResult:
+    """Train `spec` on the private `frame` with differential privacy.
+
+    `device`: None picks CUDA when available, else the CPU. `seed`: None in production (see
+    the module doc). `expected_params`: the DP parameters recorded with the job (the
+    on-chain struct, or a DpParams, which also fixes δ); training is refused (PrivacyError)
+    unless they are exactly the ones the spec gives on this table's row count, so the
+    ledger's charge is what is run.
+
+    Raises SpecError or PrivacyError for problems with public inputs (before reading any
+    row), TrainingError (stage only) for anything that goes wrong with the private data.
+    """
+    spec.check_against(schema)
+    params = DpParams.for_spec(spec, len(frame))
+    if expected_params is not None:
+        if isinstance(expected_params, DpParams):
+            matches = expected_params == params
+        else:
+            matches = expected_params == params.to_onchain()
+        if not matches:
+            raise PrivacyError(
+                "The job's DP parameters are not the ones its spec gives on this dataset; "
+                "refusing to train."
+            )
+    curve = params.curve()
+    curve_fixed = fixed_curve(curve)
+    eps = epsilon(curve_fixed, params.delta)
+    target = resolve_device(device)
+    init_seed, sample_seed, noise_seed = _seeds(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        model = build_model(spec, schema)
+
+    started = datetime.now(UTC)
+    with quiet():
+        _guarded("checking the table against the dataset's schema", check_frame, frame, schema)
+        features, targets = _guarded("encoding the data", _encode, spec, schema, frame)
+        trained = _guarded(
+            "training", fit_private, model, features, targets, spec=spec, params=params,
+            device=target, sample_seed=sample_seed, noise_seed=noise_seed,
+        )
+        del features, targets
+        module = _guarded("collecting the parameters", _fresh_copy, spec, schema, trained)
+        del trained, model
+    finished = datetime.now(UTC)
+
+    return TrainingResult(
+        module=module,
+        spec_hash=spec.spec_hash(),
+        dp=params,
+        curve=curve,
+        curve_fixed=curve_fixed,
+        epsilon=eps,
+        delta=params.delta,
+        steps=params.steps,
+        sample_rate=params.sample_rate,
+        device=str(target),
+        device_name=device_name(target),
+        versions=library_versions(),
+        started_at=started,
+        finished_at=finished,
+        seeded=seed is not None,
+    )
+
+
+def fit_private(
+    model: nn.Module,
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    spec: ModelSpec,
+    params: DpParams,
+    device: torch.device,
+    sample_seed: int,
+    noise_seed: int,
+) -> nn.Module:
+    """The runner's DP loop: exactly `params.steps` Poisson-sampled, clipped, noised steps.
+
+    Returns Opacus' wrapped module, which still carries per-sample state: never release it,
+    copy its parameters out (`train` does).
+    """
+    loop = PrivateLoop(
+        model, features, targets, spec=spec, params=params, device=device,
+        sample_seed=sample_seed, noise_seed=noise_seed,
+    )
+    loop.run()
+    return loop.module
+
+
+class PrivateLoop:
+    """Opacus set up for one run (construction), then the steps themselves (`run`).
+
+    Split in two so the DP-overhead benchmark can time the steps alone; `fit_private` is
+    the one way the runner uses it.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        features: torch.Tensor,
+        targets: torch.Tensor,
+        *,
+        spec: ModelSpec,
+        params: DpParams,
+        device: torch.device,
+        sample_seed: int,
+        noise_seed: int,
+    ) -> None:
+        validate_module(model)
+        model = model.to(device)
+        model.train()
+        optimizer = _OPTIMIZERS[spec.optimizer](model.parameters(), lr=spec.learning_rate)
+        # make_private's loader only configures Opacus (Poisson sampling, no gradient
+        # accumulation); batches come from the sampler below, at exactly q rather than
+        # Opacus' 1/len(loader).
+        loader = DataLoader(TensorDataset(features, targets), batch_size=spec.expected_batch_size)
+        noise_generator = torch.Generator(device=device).manual_seed(noise_seed)
+        engine = PrivacyEngine(accountant="rdp")
+        self.module, self.optimizer, self.criterion, _ = engine.make_private(
+            module=model,
+            optimizer=optimizer,
+            data_loader=loader,
+            criterion=_LOSSES[spec.loss](),
+            noise_multiplier=params.noise_multiplier,
+            max_grad_norm=params.max_grad_norm,
+            poisson_sampling=True,
+            grad_sample_mode="ghost",
+            noise_generator=noise_generator,
+        )
+        # The update is the noisy sum divided by a public constant, not by a count of rows.
+        self.optimizer.expected_batch_size = spec.expected_batch_size
+        self.sampler = UniformWithReplacementSampler(
+            num_samples=len(features),
+            sample_rate=params.sample_rate,
+            generator=torch.Generator().manual_seed(sample_seed),
+            steps=params.steps,
+        )
+        self.inputs, self.labels = features.to(device), targets.to(device)
+        self.device = device
+        self.squeeze = spec.loss in ("bce", "mse")
+        self.steps = params.steps
+
+    def run(self) -> None:
+        taken = 0
+        for indices in self.sampler:
+            index = torch.as_tensor(indices, dtype=torch.long).to(self.device)
+            batch = self.inputs.index_select(0, index)
+            batch_labels = self.labels.index_select(0, index)
+            self.optimizer.zero_grad(set_to_none=True)
+            outputs = self.module(batch)
+            if self.squeeze:
+                outputs = outputs.squeeze(-1)
+            self.criterion(outputs, batch_labels).backward()
+            self.optimizer.step()
+            taken += 1
+        if taken != self.steps:
+            raise RuntimeError("the sampler did not produce the planned number of steps")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """CUDA when available, else the CPU; an explicit device must be a usable cpu/cuda one."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise TrainingError(f"'{device}' is not a device name; use cpu or cuda.") from None
+    if chosen.type == "cpu":
+        return torch.device("cpu")
+    if chosen.type != "cuda":
+        raise TrainingError(f"The runner trains on cpu or cuda, not {chosen.type}.")
+    if not torch.cuda.is_available():
+        raise TrainingError("CUDA was asked for but no GPU is available; use the cpu.")
+    index = torch.cuda.current_device() if chosen.index is None else chosen.index
+    if index >= torch.cuda.device_count():
+        raise TrainingError(f"There is no GPU cuda:{index}; use cuda or cuda:0.")
+    return torch.device("cuda", index)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "opacus": opacus.__version__,
+    }
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence warnings and Opacus' log lines (they are noise here, and must stay out of logs)."""
+    logger = logging.getLogger("opacus")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _guarded(stage: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one private stage; any failure becomes a TrainingError naming only the stage.
+
+    The error is raised outside the `except` block so it carries no `__context__`: the
+    original exception (whose message or traceback locals could hold private values) is
+    dropped entirely.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - deliberately opaque
+        pass
+    raise TrainingError(
+        f"Training failed while {stage}; the cause is withheld because it could reveal "
+        "private data."
+    )
+
+
+def _encode(
+    spec: ModelSpec, schema: DatasetSchema, frame: pd.DataFrame
+) -> tuple[torch.Tensor, torch.Tensor]:
+    targets, usable = encode_target(spec, schema, frame)
+    features = encode_features(spec, schema, frame)[torch.from_numpy(usable)]
+    return features.contiguous(), targets
+
+
+def _fresh_copy(spec: ModelSpec, schema: DatasetSchema, trained: nn.Module) -> nn.Module:
+    values = parameters_of(trained)
+    module = build_model(spec, schema)
+    module.load_state_dict(values, strict=True)
+    module.eval()
+    return module
+
+
+def _seeds(seed: int | None) -> tuple[int, int, int]:
+    if seed is None:
+        return secrets.randbits(63), secrets.randbits(63), secrets.randbits(63)
+    state = np.random.SeedSequence(seed).generate_state(3, dtype=np.uint64)
+    return tuple(int(s) >> 1 for s in state)  # type: ignore[return-value]

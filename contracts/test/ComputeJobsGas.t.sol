@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Vm} from "./utils/Test.sol";
+import {Merkle} from "./utils/Merkle.sol";
+import {JobsTest} from "./utils/JobsTest.sol";
+import {ComputeJobs, JobRequest, RDP_ORDERS} from "../src/ComputeJobs.sol";
+import {Cove} from "../src/Cove.sol";
+import {Policy} from "../src/modules/AccessPolicies.sol";
+
+/**
+ * @title GasMeter
+ * @notice Turns {Vm.lastCallGas} into what a transaction's receipt would show: the intrinsic
+ * 21,000, the calldata (4 gas a zero byte, 16 a nonzero one, or EIP-7623's floor of 10 a token
+ * where that is more), the call's execution, less its refund (at most a fifth of the total).
+ * @dev Forge runs setUp and each test as separate transactions, so a test that makes one call
+ * sees the cold accounts and slots, and the original storage values, that a fresh transaction
+ * would. Every measured call is therefore the first call of its test (after cooling the
+ * contracts it touches, in case a helper read them).
+ */
+abstract contract GasMeter is JobsTest {
+    /// @notice What the Python benchmark's receipts must stay under.
+    uint256 internal constant REQUEST_BUDGET = 200_000;
+    uint256 internal constant COMPLETE_BUDGET = 150_000;
+    uint256 internal constant PUBLISH_BUDGET = 450_000;
+
+    event log_named_uint(string key, uint256 val);
+
+    address internal template;
+
+    function setUp() public virtual override {
+        super.setUp();
+        template = cove.datatokenTemplate();
+    }
+
+    /// @notice Cools every contract a job call touches (nothing should be warm anyway).
+    function _coolAll() internal {
+        vm.cool(address(cove));
+        vm.cool(address(jobs));
+        vm.cool(address(credits));
+        vm.cool(template);
+    }
+
+    /// @notice The receipt gas of a transaction with `data` whose call used `g`.
+    function _txGas(bytes memory data, Vm.Gas memory g) internal pure returns (uint256 total) {
+        uint256 zeros;
+        for (uint256 i; i < data.length; ++i) if (data[i] == 0) ++zeros;
+        uint256 nonzeros = data.length - zeros;
+        uint256 spent = 21_000 + 4 * zeros + 16 * nonzeros + g.gasTotalUsed;
+        uint256 refund = g.gasRefunded > 0 ? uint256(int256(g.gasRefunded)) : 0;
+        if (refund > spent / 5) refund = spent / 5;
+        total = spent - refund;
+        uint256 floor = 21_000 + 10 * (zeros + 4 * nonzeros);
+        if (floor > total) total = floor;
+    }
+
+    /// @notice Logs and checks the receipt gas of the last call.
+    function _report(string memory what, bytes memory data, uint256 budget) internal returns (uint256 gas) {
+        gas = _txGas(data, vm.lastCallGas());
+        emit log_named_uint(what, gas);
+        assertLe(gas, budget, what);
+    }
+}
+
+/// @notice Gas of the first job on a dataset (the ledger was opened at publish) and of publish.
+contract ComputeJobsGasFirstTest is GasMeter {
+    function test_Gas_Request_FirstJobOnDataset() public {
+        JobRequest memory r = _request(_curveA());
+        _coolAll();
+        vm.prank(buyer);
+        jobs.request(r);
+        uint256 gas = _report("request: first job on the dataset", abi.encodeCall(ComputeJobs.request, (r)), REQUEST_BUDGET);
+        assertGt(gas, 100_000, "measured something");
+    }
+
+    function test_Gas_Request_LastCredit() public {
+        // The buyer's balance goes to zero (a storage refund): the cheapest case.
+        vm.prank(buyer);
+        assertTrue(credits.transfer(stranger, (START_CREDITS - 1) * 1e18), "transfer");
+        JobRequest memory r = _request(_curveA());
+        _coolAll();
+        vm.prank(buyer);
+        jobs.request(r);
+        _report("request: spends the last credit", abi.encodeCall(ComputeJobs.request, (r)), REQUEST_BUDGET);
+    }
+
+    function test_Gas_Publish_Open() public {
+        Policy memory policy = _pricedPolicy();
+        _coolAll();
+        vm.prank(owner);
+        cove.publish(_params(2), policy, bytes32(0));
+        _report("publish (priced, open)", abi.encodeCall(Cove.publish, (_params(2), policy, bytes32(0))), PUBLISH_BUDGET);
+    }
+
+    function test_Gas_Publish_Restricted() public {
+        Policy memory policy = _pricedPolicy();
+        policy.allowlistRoot = keccak256("allowlist");
+        policy.modelFamiliesRoot = keccak256("families");
+        bytes32 digest = keccak256("lists");
+        _coolAll();
+        vm.prank(owner);
+        cove.publish(_params(2), policy, digest);
+        _report("publish (allowlist + model families)", abi.encodeCall(Cove.publish, (_params(2), policy, digest)), PUBLISH_BUDGET);
+    }
+}
+
+/// @notice Gas of later calls: job 1 requested and accepted, job 2 requested, in setUp.
+contract ComputeJobsGasLaterTest is GasMeter {
+    uint256 internal job1;
+    uint256 internal job2;
+
+    function setUp() public override {
+        super.setUp();
+        job1 = _requestAs(_curveA());
+        _accept(job1);
+        job2 = _requestAs(_curveB());
+    }
+
+    function test_Gas_Request_SecondJob() public {
+        JobRequest memory r = _request(_gaussianCurve(10_000_000));
+        r.encryptionKey = KEY65;
+        _coolAll();
+        vm.prank(buyer);
+        jobs.request(r);
+        _report("request: later job (65-byte key)", abi.encodeCall(ComputeJobs.request, (r)), REQUEST_BUDGET);
+    }
+
+    function test_Gas_Accept() public {
+        _coolAll();
+        vm.prank(runner);
+        jobs.accept(job2);
+        _report("accept", abi.encodeCall(ComputeJobs.accept, (job2)), COMPLETE_BUDGET);
+    }
+
+    function test_Gas_Complete() public {
+        bytes32 a = keccak256("weights cid");
+        bytes32 b = keccak256("weights");
+        bytes32 c = keccak256("provenance");
+        _coolAll();
+        vm.prank(runner);
+        jobs.complete(job1, a, b, c);
+        _report("complete", abi.encodeCall(ComputeJobs.complete, (job1, a, b, c)), COMPLETE_BUDGET);
+    }
+
+    function test_Gas_Fail() public {
+        uint64[RDP_ORDERS] memory curve = _curveA();
+        _coolAll();
+        vm.prank(runner);
+        jobs.fail(job1, "out of memory", curve);
+        _report("fail", abi.encodeCall(ComputeJobs.fail, (job1, "out of memory", curve)), REQUEST_BUDGET);
+    }
+
+    function test_Gas_Refund() public {
+        uint64[RDP_ORDERS] memory curve = _curveB();
+        vm.warp(block.timestamp + 2 days);
+        _coolAll();
+        vm.prank(buyer);
+        jobs.refund(job2, curve);
+        _report("refund", abi.encodeCall(ComputeJobs.refund, (job2, curve)), REQUEST_BUDGET);
+    }
+}
+
+/// @notice Gas of a request on a restricted dataset: allowlist of 8 and 4 model families, so
+/// both proofs are checked (3 and 2 siblings).
+contract ComputeJobsGasRestrictedTest is GasMeter {
+    bytes32[] internal allow;
+    bytes32[] internal families;
+
+    function setUp() public override {
+        super.setUp();
+        allow = new bytes32[](8);
+        for (uint256 i; i < 8; ++i) allow[i] = cove.allowlistLeaf(address(bytes20(keccak256(abi.encode("member", i)))));
+        allow[5] = cove.allowlistLeaf(buyer);
+        families = new bytes32[](4);
+        for (uint256 i; i < 4; ++i) families[i] = keccak256(bytes.concat(keccak256(abi.encode(keccak256(abi.encode("family", i))))));
+        Policy memory policy = _jobPolicy();
+        policy.allowlistRoot = Merkle.root(allow);
+        policy.modelFamiliesRoot = Merkle.root(families);
+        vm.prank(owner);
+        cove.setPolicy(id, policy, keccak256("lists"));
+    }
+
+    function test_Gas_Request_RestrictedDataset() public {
+        JobRequest memory r = _request(_curveA());
+        r.modelFamily = keccak256(abi.encode("family", uint256(2)));
+        r.allowProof = Merkle.proof(allow, 5);
+        r.familyProof = Merkle.proof(families, 2);
+        _coolAll();
+        vm.prank(buyer);
+        jobs.request(r);
+        _report("request: allowlist (8) + model families (4)", abi.encodeCall(ComputeJobs.request, (r)), REQUEST_BUDGET);
+    }
+}

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {CoveTest} from "./CoveTest.sol";
+import {ComputeJobs, JobRequest, DpParams, Job, JobStatus, RDP_ORDERS} from "../../src/ComputeJobs.sol";
+import {Policy} from "../../src/modules/AccessPolicies.sol";
+import {Datatoken} from "../../src/tokens/Datatoken.sol";
+
+/**
+ * @title JobsTest
+ * @notice Fixture for ComputeJobs: a free dataset with a small privacy budget, a buyer holding
+ * credits, and builders for valid requests and RDP curves.
+ */
+abstract contract JobsTest is CoveTest {
+    /// @notice ε 2.0: room for the known jobs A and B (composed ε 1.666), not for A again (2.027).
+    uint32 internal constant JOB_BUDGET = 2_000_000;
+    /// @notice ε 1.5 per job.
+    uint32 internal constant JOB_CAP = 1_500_000;
+    /// @notice Credits the buyer starts with.
+    uint64 internal constant START_CREDITS = 10;
+    /// @notice A compressed secp256k1 public key (the generator point G).
+    bytes internal constant KEY33 = hex"0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+    /// @notice The same point uncompressed.
+    bytes internal constant KEY65 =
+        hex"0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8";
+
+    ComputeJobs internal jobs;
+    uint256 internal id;
+    Datatoken internal credits;
+
+    function setUp() public virtual override {
+        super.setUp();
+        jobs = ComputeJobs(cove.computeJobs());
+        vm.label(address(jobs), "ComputeJobs");
+        (id, credits) = _publish(owner, _params(1), _jobPolicy());
+        _buy(buyer, id, START_CREDITS, 0);
+    }
+
+    // ------------------------------------------------------------------ builders
+
+    /// @notice A free policy (100 credits per address) with budget 2.0, cap 1.5, δ 1e-6.
+    function _jobPolicy() internal pure returns (Policy memory policy) {
+        policy = _freePolicy(100);
+        policy.budget = JOB_BUDGET;
+        policy.perJobCap = JOB_CAP;
+    }
+
+    /**
+     * @notice Opacus' RDP curve (nano-units, rounded up) of DP-SGD with σ 1.5, q 0.01, 1000
+     * steps at the ledger's orders: ε 1.1674 alone at δ 1e-6. Produced by
+     * `[math.ceil(x * 1e9) for x in compute_rdp(q=0.01, noise_multiplier=1.5, steps=1000, orders=A)]`
+     * with opacus 1.6.0 (`opacus.accountants.analysis.rdp`), A = the 16 orders.
+     */
+    function _curveA() internal pure returns (uint64[RDP_ORDERS] memory) {
+        return [
+            uint64(41834502), 55960784, 70180071, 84493784, 113410385, 142722797, 172443956, 233168332,
+            295704572, 360191490, 495697862, 681378867, 531778562475, 2357493260782, 5963514221971, 9543954096844
+        ];
+    }
+
+    /// @notice As {_curveA} for σ 2.0, q 0.02, 500 steps: ε 1.1600 alone at δ 1e-6.
+    function _curveB() internal pure returns (uint64[RDP_ORDERS] memory) {
+        return [
+            uint64(42473066), 56801857, 71218046, 85722775, 115002550, 144650844, 174677756, 235910222,
+            298790785, 363419602, 498378674, 641842788, 795166430, 8720353012, 1002569105888, 2012944292266
+        ];
+    }
+
+    /// @notice The curve of a Gaussian mechanism with RDP(α) = α·ρ, ρ = `rhoNano` / 1e9 (rounded up).
+    function _gaussianCurve(uint256 rhoNano) internal pure returns (uint64[RDP_ORDERS] memory curve) {
+        uint8[16] memory twiceAlpha = [3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128];
+        for (uint256 i; i < RDP_ORDERS; ++i) {
+            uint256 value = (twiceAlpha[i] * rhoNano + 1) / 2;
+            require(value <= type(uint64).max, "curve entry overflows");
+            // forge-lint: disable-next-line(unsafe-typecast)
+            curve[i] = uint64(value);
+        }
+    }
+
+    /// @notice Valid DP parameters (σ 1.5, q 0.01, 1000 steps, C 1.0, 10 epochs).
+    function _dp() internal pure returns (DpParams memory) {
+        return DpParams({noiseMultiplier: 1_500_000, sampleRate: 10_000_000, steps: 1000, clipNorm: 1_000_000, epochs: 10});
+    }
+
+    /// @notice A valid request on the fixture's dataset with `curve`, due in a day.
+    function _request(uint64[RDP_ORDERS] memory curve) internal view returns (JobRequest memory r) {
+        r.datasetId = id;
+        r.specHash = keccak256("spec");
+        r.specDigest = sha256("spec cid");
+        r.dp = _dp();
+        r.rdpCurve = curve;
+        r.modelFamily = keccak256("mlp");
+        r.familyProof = new bytes32[](0);
+        r.allowProof = new bytes32[](0);
+        r.deadline = uint64(block.timestamp + 1 days);
+        r.encryptionKey = KEY33;
+    }
+
+    // ------------------------------------------------------------------ actions
+
+    /// @notice Sends `r` as `consumer`.
+    function _send(address consumer, JobRequest memory r) internal returns (uint256 jobId) {
+        vm.prank(consumer);
+        jobId = jobs.request(r);
+    }
+
+    /// @notice The buyer requests a job with `curve`.
+    function _requestAs(uint64[RDP_ORDERS] memory curve) internal returns (uint256 jobId) {
+        return _send(buyer, _request(curve));
+    }
+
+    /// @notice The runner accepts `jobId`.
+    function _accept(uint256 jobId) internal {
+        vm.prank(runner);
+        jobs.accept(jobId);
+    }
+
+    /// @notice The runner completes `jobId` with fixed result hashes.
+    function _complete(uint256 jobId) internal {
+        vm.prank(runner);
+        jobs.complete(jobId, keccak256("weights cid"), keccak256("weights"), keccak256("provenance"));
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    /// @notice `a + b`, entry by entry.
+    function _add(uint64[RDP_ORDERS] memory a, uint64[RDP_ORDERS] memory b)
+        internal
+        pure
+        returns (uint64[RDP_ORDERS] memory sum)
+    {
+        for (uint256 i; i < RDP_ORDERS; ++i) sum[i] = a[i] + b[i];
+    }
+
+    /// @notice Asserts two curves are equal entry by entry.
+    function _assertCurveEq(uint64[RDP_ORDERS] memory a, uint64[RDP_ORDERS] memory b, string memory what)
+        internal
+        pure
+    {
+        for (uint256 i; i < RDP_ORDERS; ++i) assertEq(a[i], b[i], what);
+    }
+
+    /// @notice The zero curve.
+    function _zeroCurve() internal pure returns (uint64[RDP_ORDERS] memory curve) {}
+}

@@ -1,0 +1,362 @@
+"""Private training and export: it learns, it accounts exactly, and nothing else leaves."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from opacus import GradSampleModule
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from sklearn.datasets import make_classification, make_regression
+from torch import nn
+
+import compute_to_data.training as training
+from exchange.ml import accounting
+from exchange.ml.accounting import DpParams, fixed_curve, rdp_curve, steps_for
+from exchange.ml.weights import export_weights, load_weights, plain_name
+from exchange.ml.model import build_model, decode_regression, encode_features, validate_module
+from exchange.ml.spec import ModelSpec
+from compute_to_data.training import TrainingResult, train
+from exchange.datasets.schema import DatasetSchema, infer_schema
+from exchange.errors import PrivacyError, SpecError, TrainingError, WeightsError
+
+Split = tuple[pd.DataFrame, pd.DataFrame, DatasetSchema]
+FEATURES = ["f0", "f1", "f2", "f3", "f4", "f5", "group"]
+
+
+def classification_table(rows: int, seed: int = 0) -> pd.DataFrame:
+    x, y = make_classification(
+        n_samples=rows, n_features=6, n_informative=4, n_redundant=0, class_sep=1.5,
+        random_state=seed,
+    )
+    table = pd.DataFrame(x.round(3), columns=FEATURES[:-1])
+    table["group"] = pd.array(np.array(["a", "b", "c"])[np.arange(rows) % 3], dtype="string")
+    table["label"] = pd.array(np.where(y == 1, "yes", "no"), dtype="string")
+    return table
+
+
+def make_spec(**changes: Any) -> ModelSpec:
+    data: dict[str, Any] = {
+        "task": "classification",
+        "features": FEATURES,
+        "target": "label",
+        "layers": [
+            {"type": "Linear", "out_features": 32},
+            {"type": "ReLU"},
+            {"type": "Linear", "out_features": 2},
+        ],
+        "loss": "cross_entropy",
+        "optimizer": "sgd",
+        "learning_rate": 2.0,
+        "expected_batch_size": 120,
+        "epochs": 6,
+        "dp": {"target_epsilon": 3.0, "delta": 1e-5, "max_grad_norm": 1.0},
+    }
+    data.update(changes)
+    return ModelSpec.parse(data)
+
+
+@pytest.fixture(scope="module")
+def data() -> Split:
+    table = classification_table(3000)
+    schema = infer_schema(table)
+    return table.iloc[:2400].reset_index(drop=True), table.iloc[2400:].reset_index(drop=True), schema
+
+
+@pytest.fixture(scope="module")
+def trained(data: Split) -> TrainingResult:
+    train_rows, _, schema = data
+    return train(make_spec(), train_rows, schema, device="cpu", seed=1)
+
+
+def accuracy(module: nn.Module, spec: ModelSpec, schema: DatasetSchema, rows: pd.DataFrame) -> float:
+    with torch.no_grad():
+        predicted = module(encode_features(spec, schema, rows)).argmax(1).numpy()
+    truth = (rows["label"] == "yes").to_numpy(dtype=int)
+    return float((predicted == truth).mean())
+
+
+def test_private_model_beats_chance_on_held_out_rows(data: Split, trained: TrainingResult) -> None:
+    _, held_out, schema = data
+    assert 2.0 <= trained.epsilon <= 3.0
+    chance = max((held_out["label"] == "yes").mean(), (held_out["label"] == "no").mean())
+    assert accuracy(trained.module, make_spec(), schema, held_out) > chance + 0.2
+
+
+def test_reported_privacy_is_the_accountants(trained: TrainingResult) -> None:
+    dp = trained.dp
+    assert trained.sample_rate == dp.sample_rate == 0.05  # 120 / 2400
+    assert trained.steps == dp.steps == steps_for(0.05, 6) == 6 * 20
+    assert trained.curve == rdp_curve(dp.noise_multiplier, dp.sample_rate, dp.steps)
+    assert trained.curve_fixed == fixed_curve(trained.curve)
+    assert trained.epsilon == accounting.epsilon(trained.curve_fixed, trained.delta)
+    assert accounting.curve_matches(dp.to_onchain(), trained.curve_fixed)
+    assert dp == DpParams.for_spec(make_spec(), 2400)
+    assert trained.spec_hash == make_spec().spec_hash()
+    record = trained.provenance()
+    assert record["rdp_curve"] == list(trained.curve_fixed)
+    assert record["epsilon"] == math.ceil(trained.epsilon * 1e6)
+    assert record["rdp_orders"] == [1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000,
+                                    12000, 16000, 20000, 24000, 32000, 48000, 64000]
+    assert record["dp"] == dp.to_onchain().model_dump() | {"epochs": 6}
+    assert record["delta"] == 10**13 and record["device"] == "cpu"
+    assert record["library_versions"] == trained.versions
+
+
+def test_result_holds_public_facts_and_a_clean_module(trained: TrainingResult) -> None:
+    assert {f.name for f in fields(TrainingResult)} == {
+        "module", "spec_hash", "dp", "curve", "curve_fixed", "epsilon", "delta", "steps",
+        "sample_rate", "device", "device_name", "versions", "started_at", "finished_at", "seeded",
+    }
+    assert trained.device == "cpu" and trained.seeded
+    assert set(trained.versions) == {"python", "torch", "opacus"}
+    assert trained.started_at <= trained.finished_at
+    module = trained.module
+    assert type(module) is nn.Sequential
+    validate_module(module)
+    for layer in module:
+        assert not hasattr(layer, "activations") and not hasattr(layer, "max_batch_len")
+    for _, param in module.named_parameters():
+        assert param.grad is None
+        for leftover in ("grad_sample", "_norm_sample", "summed_grad", "_forward_counter"):
+            assert not hasattr(param, leftover)
+
+
+def test_export_is_exactly_the_parameters(data: Split, trained: TrainingResult) -> None:
+    _, held_out, schema = data
+    blob = export_weights(trained.module)
+    tensors = load_safetensors(blob)
+    plain = build_model(make_spec(), schema)
+    assert set(tensors) == {name for name, _ in plain.named_parameters()}
+    assert set(tensors) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    assert blob == export_weights(trained.module)  # deterministic bytes
+    loaded = load_weights(make_spec(), schema, blob)
+    inputs = encode_features(make_spec(), schema, held_out)
+    with torch.no_grad():
+        assert torch.equal(loaded(inputs), trained.module(inputs))
+
+
+def test_export_strips_wrappers_and_skips_buffers() -> None:
+    wrapped = GradSampleModule(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))
+    assert set(load_safetensors(export_weights(wrapped))) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    assert plain_name("_module._module.0.weight") == "0.weight"
+    with_buffers = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    assert set(load_safetensors(export_weights(with_buffers))) == {
+        "0.weight", "0.bias", "1.weight", "1.bias",  # no running_mean/var, no counter
+    }
+
+
+def test_load_weights_refuses_what_does_not_match(data: Split) -> None:
+    _, _, schema = data
+    spec = make_spec()
+    good = {n: p.detach().clone() for n, p in build_model(spec, schema).named_parameters()}
+    cases = {
+        "unexpected extra": good | {"extra": torch.zeros(1)},
+        "missing 2.bias": {k: v for k, v in good.items() if k != "2.bias"},
+        "has shape": good | {"0.bias": torch.zeros(5)},
+        "not a floating-point": good | {"0.bias": torch.zeros(32, dtype=torch.int64)},
+    }
+    for fragment, tensors in cases.items():
+        with pytest.raises(WeightsError, match=fragment):
+            load_weights(spec, schema, save_safetensors(tensors))
+    with pytest.raises(WeightsError, match="not a valid safetensors"):
+        load_weights(spec, schema, b"\x00not safetensors")
+
+
+class CountingSampler(training.UniformWithReplacementSampler):
+    batches: list[int] = []
+    rates: list[float] = []
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        CountingSampler.rates.append(self.sample_rate)
+        for indices in super().__iter__():
+            CountingSampler.batches.append(len(indices))
+            yield indices
+
+
+def test_exact_steps_with_empty_poisson_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = classification_table(200, seed=3)
+    schema = infer_schema(table)
+    spec = make_spec(expected_batch_size=1, epochs=2, dp={"noise_multiplier": 1.0, "delta": 1e-5,
+                                                          "max_grad_norm": 1.0})
+    CountingSampler.batches, CountingSampler.rates = [], []
+    monkeypatch.setattr(training, "UniformWithReplacementSampler", CountingSampler)
+    result = train(spec, table, schema, device="cpu", seed=0)
+    assert CountingSampler.rates == [0.005]
+    assert len(CountingSampler.batches) == result.steps == 2 * 200
+    assert CountingSampler.batches.count(0) > 50  # P(empty) = 0.995**200 ≈ 0.37
+    assert all(torch.isfinite(p).all() for p in result.module.parameters())
+
+
+def test_same_seed_same_weights_other_seed_other_weights() -> None:
+    table = classification_table(300, seed=4)
+    schema = infer_schema(table)
+    spec = make_spec(epochs=1, expected_batch_size=30)
+    first = export_weights(train(spec, table, schema, device="cpu", seed=7).module)
+    again = export_weights(train(spec, table, schema, device="cpu", seed=7).module)
+    other = export_weights(train(spec, table, schema, device="cpu", seed=8).module)
+    assert first == again and first != other
+    unseeded = [train(spec, table, schema, device="cpu") for _ in range(2)]
+    assert not any(r.seeded for r in unseeded)
+    assert export_weights(unseeded[0].module) != export_weights(unseeded[1].module)
+
+
+def test_failures_name_the_stage_and_carry_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = classification_table(300, seed=5)
+    schema = infer_schema(table)
+    spec = make_spec(epochs=1, expected_batch_size=30)
+    bad = table.copy()
+    bad["group"] = bad["group"].astype(object)
+    bad.loc[17, "group"] = "SECRET-ROW-VALUE"
+    bad["group"] = pd.array(bad["group"], dtype="string")
+    with pytest.raises(TrainingError) as info:
+        train(spec, bad, schema, device="cpu", seed=0)
+    assert_opaque(info.value, "checking the table")
+
+    def explode(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("row 17 has bmi 31.4159 and SECRET-ROW-VALUE")
+
+    monkeypatch.setattr(training, "fit_private", explode)
+    with pytest.raises(TrainingError) as info:
+        train(spec, table, schema, device="cpu", seed=0)
+    assert_opaque(info.value, "while training")
+
+
+def assert_opaque(error: TrainingError, stage: str) -> None:
+    message = str(error)
+    assert stage in message and "withheld" in message
+    assert "SECRET" not in message and "31.4" not in message and "17" not in message
+    assert error.__cause__ is None and error.__context__ is None
+
+
+def test_public_problems_fail_before_any_row_is_read(data: Split) -> None:
+    train_rows, _, schema = data
+    with pytest.raises(SpecError, match="feature column 'nope'"):
+        train(make_spec(features=["f0", "nope"]), train_rows, schema, device="cpu")
+    with pytest.raises(SpecError, match="larger than the dataset's"):
+        train(make_spec(expected_batch_size=5000), train_rows, schema, device="cpu")
+    honest = DpParams.for_spec(make_spec(), len(train_rows))
+    lowered = honest.model_copy(update={"noise_multiplier": 0.5})
+    with pytest.raises(PrivacyError, match="not the ones its spec gives"):
+        train(make_spec(), train_rows, schema, device="cpu", expected_params=lowered)
+    with pytest.raises(PrivacyError):
+        train(make_spec(), train_rows, schema, device="cpu",
+              expected_params=lowered.to_onchain())
+
+
+def test_training_writes_no_logs_warnings_or_output(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = classification_table(200, seed=6)
+    schema = infer_schema(table)
+    spec = make_spec(expected_batch_size=2, epochs=1)  # many empty batches: Opacus would log
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(spec, table, schema, device="cpu", seed=0)
+    assert caught == []
+    assert caplog.records == []
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+
+
+def test_expected_params_that_match_are_accepted(data: Split) -> None:
+    train_rows, _, schema = data
+    spec = make_spec(epochs=1)
+    params = DpParams.for_spec(spec, len(train_rows))
+    result = train(spec, train_rows, schema, device="cpu", seed=0, expected_params=params.to_onchain())
+    assert result.dp == params
+
+
+def test_regression_learns_something() -> None:
+    x, y = make_regression(n_samples=1500, n_features=4, noise=5.0, random_state=0)
+    table = pd.DataFrame(x.round(3), columns=["a", "b", "c", "d"])
+    table["target"] = y.round(2)
+    schema = infer_schema(table)
+    spec = ModelSpec.parse(
+        {
+            "task": "regression", "features": ["a", "b", "c", "d"], "target": "target",
+            "layers": [{"type": "Linear", "out_features": 16}, {"type": "Tanh"},
+                       {"type": "Linear", "out_features": 1}],
+            "loss": "mse", "optimizer": "adam", "learning_rate": 0.05,
+            "expected_batch_size": 100, "epochs": 8,
+            "dp": {"target_epsilon": 4.0, "delta": 1e-5, "max_grad_norm": 1.0},
+        }
+    )
+    result = train(spec, table, schema, device="cpu", seed=0)
+    with torch.no_grad():
+        predicted = decode_regression(spec, schema, result.module(encode_features(spec, schema, table)))
+    error = np.mean((predicted - table["target"].to_numpy()) ** 2)
+    assert error < 0.5 * np.var(table["target"].to_numpy())
+
+
+def test_bce_with_missing_targets_and_nullable_features() -> None:
+    table = classification_table(800, seed=8)
+    table["label"] = table["label"] == "yes"
+    table["label"] = pd.array(table["label"], dtype="boolean")
+    table.loc[::10, "label"] = None  # rows without a target are not trained on
+    table.loc[::7, "f0"] = np.nan
+    schema = infer_schema(table)
+    spec = make_spec(loss="bce", layers=[{"type": "Linear", "out_features": 8}, {"type": "Sigmoid"},
+                                         {"type": "Linear", "out_features": 1}],
+                     expected_batch_size=80, epochs=3)
+    result = train(spec, table, schema, device="cpu", seed=0)
+    assert result.module[0].in_features == 6 + 1 + 3  # f0..f5, f0:missing, group one-hot
+    assert result.sample_rate == 0.1  # the public row count, missing targets included
+
+
+def test_device_choice() -> None:
+    if torch.cuda.is_available():
+        assert training.resolve_device(None).type == "cuda"
+    else:
+        assert training.resolve_device(None) == torch.device("cpu")
+        with pytest.raises(TrainingError, match="no GPU"):
+            training.resolve_device("cuda")
+    with pytest.raises(TrainingError, match="cpu or cuda"):
+        training.resolve_device("meta")
+    with pytest.raises(TrainingError, match="not a device name"):
+        training.resolve_device("warp-drive")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda(data: Split) -> None:
+    train_rows, held_out, schema = data
+    result = train(make_spec(), train_rows, schema, seed=1)
+    assert result.device.startswith("cuda") and result.device_name
+    assert next(result.module.parameters()).device.type == "cpu"
+    chance = max((held_out["label"] == "yes").mean(), (held_out["label"] == "no").mean())
+    assert accuracy(result.module, make_spec(), schema, held_out) > chance + 0.2
+
+
+def test_ghost_clipping_bounds_every_allow_listed_layer() -> None:
+    # With the noise off, one row's summed gradient is its clipped gradient: its norm over
+    # all parameters (LayerNorm's included) must not exceed the clip norm.
+    from opacus import PrivacyEngine
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.LayerNorm(8), nn.GELU(), nn.Linear(8, 8),
+                          nn.Tanh(), nn.Linear(8, 8), nn.Sigmoid(), nn.Linear(8, 3))
+    validate_module(model)
+    inputs, labels = torch.randn(4, 5) * 100, torch.tensor([0, 1, 2, 0])
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    loader = DataLoader(TensorDataset(inputs, labels), batch_size=4)
+    with training.quiet():
+        private, optimizer, criterion, _ = PrivacyEngine(accountant="rdp").make_private(
+            module=model, optimizer=optimizer, data_loader=loader,
+            criterion=nn.CrossEntropyLoss(), noise_multiplier=0.0, max_grad_norm=0.01,
+            poisson_sampling=True, grad_sample_mode="ghost",
+        )
+        for row in range(4):
+            optimizer.zero_grad(set_to_none=True)
+            criterion(private(inputs[row:row + 1]), labels[row:row + 1]).backward()
+            norm = torch.sqrt(sum((p.grad ** 2).sum() for p in private.parameters()))
+            assert 0 < norm <= 0.01 * (1 + 1e-4)
