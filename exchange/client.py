@@ -45,6 +45,11 @@ class CoveClient:
     def cove(self) -> Contract:
         return self.session.contract("Cove", self.deployment.cove)
 
+    @cached_property
+    def jobs(self) -> Contract:
+        """ComputeJobs, deployed by the hub's constructor."""
+        return self.session.contract("ComputeJobs", self.session.call(self.cove.functions.computeJobs()))
+
     def erc20(self, address: str) -> Contract:
         # The test token's ABI is a superset of ERC-20 + EIP-2612 + EIP-5267.
         return self.session.contract("TestPaymentToken", address)

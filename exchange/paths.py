@@ -46,3 +46,12 @@ class HomeLayout:
     @property
     def index(self) -> Path:
         return self._dir("index")
+
+    @property
+    def owned(self) -> Path:
+        """The owner's private map of dataset ids to local files."""
+        return self.root / "owned-datasets.json"
+
+    @property
+    def runner(self) -> Path:
+        return self._dir("runner")

@@ -15,6 +15,7 @@ from web3.logs import DISCARD
 from exchange.client import CoveClient
 from exchange.datasets import DatasetMetadata, prepare_metadata
 from exchange.errors import InputError
+from exchange.owned import OwnedDatasets
 from exchange.policy import PolicyTerms
 from exchange.storage import CHUNK_SIZE, Cid, canonical_json
 
@@ -84,6 +85,7 @@ def publish_dataset(
         client.store.put(lists_bytes)
     receipt = client.session.transact(publish)
     event = client.cove.events.DatasetPublished().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    OwnedDatasets(client.home.owned).remember(client.session.chain_id, client.cove.address, int(event["datasetId"]), path)
     return PublishResult(
         dataset_id=int(event["datasetId"]),
         datatoken=str(event["datatoken"]),

@@ -162,7 +162,9 @@ contract ComputeJobs {
     /// @notice `runner` claimed job `jobId`.
     event JobAccepted(uint256 indexed jobId, address indexed runner);
     /// @notice Job `jobId` finished: the weights and provenance record these hashes name were released.
-    event JobCompleted(uint256 indexed jobId, bytes32 weightsDigest, bytes32 weightsHash, bytes32 provenanceHash);
+    event JobCompleted(
+        uint256 indexed jobId, bytes32 weightsDigest, bytes32 weightsHash, bytes32 provenanceHash, bytes32 provenanceDigest
+    );
     /// @notice The runner failed job `jobId`; its credit was refunded and its curve left the ledger.
     event JobFailed(uint256 indexed jobId, string reason);
     /// @notice `consumer` took job `jobId` back after its deadline; its credit was refunded and
@@ -306,13 +308,20 @@ contract ComputeJobs {
      * @notice Completes job `jobId` with the hashes of what it released. Only the runner that
      * accepted it, only while Accepted. The credit was spent at request; nothing else moves.
      * @param jobId The job.
-     * @param weightsDigest sha256 digest of the encrypted weights' raw-codec CIDv1.
+     * @param weightsDigest sha256 digest of the root block of the encrypted weights' CIDv1
+     * (raw codec for a single-chunk file, dag-pb above 256 KiB).
      * @param weightsHash Hash of the plaintext weights file.
      * @param provenanceHash Hash of the runner-signed provenance record.
+     * @param provenanceDigest sha256 digest of the signed provenance document's raw-codec
+     * CIDv1: where to fetch it. Emitted, not stored (the hash above is what binds it).
      */
-    function complete(uint256 jobId, bytes32 weightsDigest, bytes32 weightsHash, bytes32 provenanceHash)
-        external
-    {
+    function complete(
+        uint256 jobId,
+        bytes32 weightsDigest,
+        bytes32 weightsHash,
+        bytes32 provenanceHash,
+        bytes32 provenanceDigest
+    ) external {
         Job storage job = _jobs[jobId];
         JobStatus status = job.status;
         if (status != JobStatus.Accepted) {
@@ -321,13 +330,15 @@ contract ComputeJobs {
         }
         address runner = job.runner;
         if (msg.sender != runner) revert NotJobRunner(jobId, msg.sender, runner);
-        if (weightsDigest == 0 || weightsHash == 0 || provenanceHash == 0) revert EmptyResultHash();
+        if (weightsDigest == 0 || weightsHash == 0 || provenanceHash == 0 || provenanceDigest == 0) {
+            revert EmptyResultHash();
+        }
 
         job.status = JobStatus.Completed;
         job.weightsDigest = weightsDigest;
         job.weightsHash = weightsHash;
         job.provenanceHash = provenanceHash;
-        emit JobCompleted(jobId, weightsDigest, weightsHash, provenanceHash);
+        emit JobCompleted(jobId, weightsDigest, weightsHash, provenanceHash, provenanceDigest);
     }
 
     /**

@@ -17,6 +17,7 @@ contract ComputeJobsTest is JobsTest {
     bytes32 internal constant WEIGHTS_DIGEST = keccak256("weights cid");
     bytes32 internal constant WEIGHTS_HASH = keccak256("weights");
     bytes32 internal constant PROVENANCE_HASH = keccak256("provenance");
+    bytes32 internal constant PROVENANCE_DIGEST = keccak256("provenance digest");
 
     // =============================================================== wiring
 
@@ -524,7 +525,7 @@ contract ComputeJobsTest is JobsTest {
         uint256 jobId = _requestAs(_curveA());
         _accept(jobId);
         vm.expectEmit(true, true, true, true, address(jobs));
-        emit ComputeJobs.JobCompleted(jobId, WEIGHTS_DIGEST, WEIGHTS_HASH, PROVENANCE_HASH);
+        emit ComputeJobs.JobCompleted(jobId, WEIGHTS_DIGEST, WEIGHTS_HASH, PROVENANCE_HASH, PROVENANCE_DIGEST);
         _complete(jobId);
 
         Job memory job = jobs.jobOf(jobId);
@@ -555,7 +556,7 @@ contract ComputeJobsTest is JobsTest {
         cove.setRunner(id, newRunner);
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.NotJobRunner.selector, jobId, newRunner, runner));
         vm.prank(newRunner);
-        jobs.complete(jobId, WEIGHTS_DIGEST, WEIGHTS_HASH, PROVENANCE_HASH);
+        jobs.complete(jobId, WEIGHTS_DIGEST, WEIGHTS_HASH, PROVENANCE_HASH, PROVENANCE_DIGEST);
         _complete(jobId);
     }
 
@@ -585,7 +586,7 @@ contract ComputeJobsTest is JobsTest {
         for (uint256 i; i < callers.length; ++i) {
             vm.expectRevert(abi.encodeWithSelector(ComputeJobs.NotJobRunner.selector, jobId, callers[i], runner));
             vm.prank(callers[i]);
-            jobs.complete(jobId, WEIGHTS_DIGEST, WEIGHTS_HASH, PROVENANCE_HASH);
+            jobs.complete(jobId, WEIGHTS_DIGEST, WEIGHTS_HASH, PROVENANCE_HASH, PROVENANCE_DIGEST);
         }
     }
 
@@ -594,11 +595,13 @@ contract ComputeJobsTest is JobsTest {
         _accept(jobId);
         vm.startPrank(runner);
         vm.expectRevert(ComputeJobs.EmptyResultHash.selector);
-        jobs.complete(jobId, 0, WEIGHTS_HASH, PROVENANCE_HASH);
+        jobs.complete(jobId, 0, WEIGHTS_HASH, PROVENANCE_HASH, PROVENANCE_DIGEST);
         vm.expectRevert(ComputeJobs.EmptyResultHash.selector);
-        jobs.complete(jobId, WEIGHTS_DIGEST, 0, PROVENANCE_HASH);
+        jobs.complete(jobId, WEIGHTS_DIGEST, 0, PROVENANCE_HASH, PROVENANCE_DIGEST);
         vm.expectRevert(ComputeJobs.EmptyResultHash.selector);
-        jobs.complete(jobId, WEIGHTS_DIGEST, WEIGHTS_HASH, 0);
+        jobs.complete(jobId, WEIGHTS_DIGEST, WEIGHTS_HASH, 0, PROVENANCE_DIGEST);
+        vm.expectRevert(ComputeJobs.EmptyResultHash.selector);
+        jobs.complete(jobId, WEIGHTS_DIGEST, WEIGHTS_HASH, PROVENANCE_HASH, 0);
         vm.stopPrank();
     }
 

@@ -138,8 +138,8 @@ contract ComputeJobsGasLaterTest is GasMeter {
         bytes32 c = keccak256("provenance");
         _coolAll();
         vm.prank(runner);
-        jobs.complete(job1, a, b, c);
-        _report("complete", abi.encodeCall(ComputeJobs.complete, (job1, a, b, c)), COMPLETE_BUDGET);
+        jobs.complete(job1, a, b, c, a);
+        _report("complete", abi.encodeCall(ComputeJobs.complete, (job1, a, b, c, a)), COMPLETE_BUDGET);
     }
 
     function test_Gas_Fail() public {

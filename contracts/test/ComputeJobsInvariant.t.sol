@@ -191,7 +191,7 @@ contract JobsHandler is Test {
         }
         uint256 supply = credits.totalSupply();
         vm.prank(caller);
-        try jobs.complete(jobId, keccak256("d"), keccak256("w"), keccak256("p")) {
+        try jobs.complete(jobId, keccak256("d"), keccak256("w"), keccak256("p"), keccak256("pd")) {
             if (expected.length != 0) _mismatch("complete succeeded"); // still modelled, so the invariants can report it
             if (credits.totalSupply() != supply) _mismatch("complete: supply moved");
             GhostJob storage job = _ghost[jobId - 1];

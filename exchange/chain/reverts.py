@@ -20,6 +20,7 @@ from exchange.units import delta_from_fixed, epsilon_from_fixed
 
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")
 _ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")
+_JOB_STATUS = {0: "none", 1: "requested", 2: "accepted", 3: "completed", 4: "failed", 5: "refunded"}
 _PANICS = {0x01: "an assertion failed", 0x11: "an arithmetic overflow", 0x12: "a division by zero"}
 
 
@@ -73,6 +74,41 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"the allowance to {a['spender']} is {a['allowance']} units but {a['needed']} are needed; "
         "approve more or let `cove buy` approve"
     ),
+    "ModelFamilyNotAllowed": lambda a: (
+        f"dataset #{a['datasetId']} does not allow this model family; see its policy's model families"
+    ),
+    "InvalidEpochs": lambda a: f"the job asks for {a['epochs']} epochs; the policy allows 1 to {a['maxEpochs']}",
+    "ZeroNoiseMultiplier": lambda a: "a job without noise is not differentially private; set a noise multiplier",
+    "InvalidSampleRate": lambda a: "the job's sample rate must lie in (0, 1]",
+    "ZeroSteps": lambda a: "the job must train at least one step",
+    "ZeroClipNorm": lambda a: "the clipping norm must be greater than 0",
+    "ZeroRdpEntry": lambda a: "the job's RDP curve has a zero entry, which only a noiseless or dishonest curve has",
+    "JobEpsilonAboveCap": lambda a: (
+        f"this job would spend ε {epsilon_from_fixed(a['epsilon'])}, above the per-job cap of "
+        f"ε {epsilon_from_fixed(a['perJobCap'])}; add noise, train fewer epochs or use a smaller batch"
+    ),
+    "BudgetExceeded": lambda a: (
+        f"dataset #{a['datasetId']} has not enough privacy budget left: with this job its spent ε would be "
+        f"{epsilon_from_fixed(a['epsilon'])}, above its budget of ε {epsilon_from_fixed(a['budget'])}"
+    ),
+    "LedgerOverflow": lambda a: f"the privacy ledger of dataset #{a['datasetId']} would overflow",
+    "DeadlineInPast": lambda a: f"the job's deadline {_when(a['deadline'])} is already past",
+    "InvalidEncryptionKey": lambda a: "the encryption key must be a 33- or 65-byte secp256k1 public key",
+    "NoCredit": lambda a: (
+        f"{a['consumer']} holds no credit of dataset #{a['datasetId']}; buy one with `cove buy {a['datasetId']}`"
+    ),
+    "JobNotFound": lambda a: f"there is no job #{a['jobId']}; list them with `cove jobs`",
+    "JobAlreadyAccepted": lambda a: f"job #{a['jobId']} was already accepted by runner {a['runner']}",
+    "JobNotAccepted": lambda a: f"job #{a['jobId']} has not been accepted by a runner yet",
+    "JobClosed": lambda a: f"job #{a['jobId']} is already closed ({_JOB_STATUS.get(a['status'], a['status'])})",
+    "NotJobRunner": lambda a: f"only runner {a['runner']} may do this for job #{a['jobId']}, not {a['caller']}",
+    "NotJobConsumer": lambda a: f"only the buyer {a['consumer']} may take back job #{a['jobId']}, not {a['caller']}",
+    "DeadlinePassed": lambda a: f"job #{a['jobId']} passed its deadline {_when(a['deadline'])}",
+    "DeadlineNotPassed": lambda a: (
+        f"job #{a['jobId']} can be taken back only after its deadline {_when(a['deadline'])}"
+    ),
+    "CurveMismatch": lambda a: f"that RDP curve is not the one job #{a['jobId']} was requested with",
+    "EmptyResultHash": lambda a: "a completed job needs its weights and provenance hashes",
     "ERC721NonexistentToken": lambda a: f"there is no dataset #{a['tokenId']}",
 }
 

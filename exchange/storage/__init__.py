@@ -14,6 +14,7 @@ from exchange.storage.store import (
     ContentStore,
     LocalDirectoryStore,
     as_cid,
+    get_by_digest,
     get_json,
     put_json,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "build_dag",
     "canonical_json",
     "compute_cid",
+    "get_by_digest",
     "get_json",
     "put_json",
 ]

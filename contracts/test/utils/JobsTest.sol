@@ -118,7 +118,7 @@ abstract contract JobsTest is CoveTest {
     /// @notice The runner completes `jobId` with fixed result hashes.
     function _complete(uint256 jobId) internal {
         vm.prank(runner);
-        jobs.complete(jobId, keccak256("weights cid"), keccak256("weights"), keccak256("provenance"));
+        jobs.complete(jobId, keccak256("weights cid"), keccak256("weights"), keccak256("provenance"), keccak256("provenance digest"));
     }
 
     // ------------------------------------------------------------------ helpers

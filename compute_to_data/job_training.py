@@ -1,0 +1,59 @@
+"""The work that runs inside the sandbox: one job's training on the one private file.
+
+The runner checks everything public (spec, DP parameters, curve) before it starts the
+sandbox; this side checks that the file is the committed data, trains with DP, and hands
+back only the parameters (safetensors) and public facts about the run.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from compute_to_data.training import train
+from exchange.datasets import DatasetSchema, commit, load_table
+from exchange.errors import TrainingError
+from exchange.ml.accounting import DpParams, DpParamsOnchain
+from exchange.ml.spec import ModelSpec
+from exchange.ml.weights import export_weights
+from exchange.storage import canonical_json
+
+
+class TrainingOrder(BaseModel):
+    """What the runner asks the sandbox to do (public inputs only)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spec: str  # the spec's canonical JSON
+    dataset_schema: DatasetSchema
+    commitment: str  # 0x sha256 the file must match
+    dp: DpParamsOnchain  # the job's on-chain DP parameters
+    delta: int  # the policy's δ, 1e-18 units
+    device: str | None = None
+
+
+class TrainingOutput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    weights: str  # base64 of the safetensors bytes
+    run: dict  # TrainingResult.provenance(): DP figures, versions, device, times
+
+
+def train_job(payload: bytes, dataset: Path) -> bytes:
+    """Sandbox entry point: `TrainingOrder` JSON in, `TrainingOutput` JSON out."""
+    order = TrainingOrder.model_validate_json(payload)
+    frame = load_table(dataset)
+    if commit(frame).sha256 != order.commitment:
+        # Say nothing about the data: only that it is not the committed table.
+        raise TrainingError("The private file does not match the dataset's on-chain commitment.")
+    result = train(
+        ModelSpec.parse(order.spec),
+        frame,
+        order.dataset_schema,
+        order.device,
+        expected_params=DpParams.from_onchain(order.dp, order.delta),
+    )
+    output = TrainingOutput(weights=base64.b64encode(export_weights(result.module)).decode(), run=result.provenance())
+    return canonical_json(output.model_dump(mode="json"))

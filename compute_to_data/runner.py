@@ -1,0 +1,325 @@
+"""The owner's compute-to-data runner: claims jobs, trains in the sandbox, publishes results.
+
+For every `JobRequested` on a dataset it serves, the runner:
+1. records the job (SQLite) and claims it on-chain with `accept` (the chain decides which
+   of several workers runs it);
+2. checks, with public inputs only, the spec and its DP parameters against the *current*
+   policy and recomputes the RDP curve (a request whose curve was not honestly computed is
+   failed, never trained);
+3. trains in the sandbox, encrypts the weights to the buyer's key and signs provenance;
+4. sends `complete`, and only once it has landed puts the results in the content store.
+A job it refuses or cannot train is failed on-chain, which refunds the credit and releases
+the privacy reservation. Refusal reasons are public and never quote private data.
+
+Kill it at any moment: on restart a job that was claimed but not trained is failed (it
+released nothing), and a trained job whose `complete` did not land is completed from the
+results kept on disk, or discarded if the buyer has taken the job back meanwhile.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from compute_to_data.job_training import TrainingOrder, TrainingOutput
+from compute_to_data.sandbox import SandboxPolicy, run_sandboxed
+from compute_to_data.state import JobRecord, RunnerState, Stage
+from exchange.catalog import dataset_view
+from exchange.client import CoveClient
+from exchange.crypto import encrypt_to
+from exchange.errors import CoveError, SandboxError, TransactionReverted
+from exchange.ml.accounting import DpParams, DpParamsOnchain, epsilon_fixed
+from exchange.ml.spec import ModelSpec
+from exchange.owned import OwnedDatasets
+from exchange.policy import model_family_hash
+from exchange.jobs import job_info
+from exchange.provenance import ProvenanceRecord, record_hash, sha256_hex, sign
+from exchange.storage import Cid, build_dag, canonical_json
+from exchange.units import DELTA_SCALE
+
+log = logging.getLogger("cove.runner")
+
+GIB = 1024**3
+
+
+class JobRefused(Exception):
+    """A job that must not be trained; the message is the public reason given on-chain."""
+
+
+@dataclass(frozen=True)
+class RunnerLimits:
+    cpu_seconds: int = 3600
+    memory_bytes: int = 6 * GIB
+    wall_seconds: float = 1800
+    device: str | None = None  # None: CUDA when available, else CPU
+    allow_unsandboxed: bool = False
+
+
+class Runner:
+    """One runner worker for the datasets whose registered runner is this account."""
+
+    def __init__(
+        self,
+        client: CoveClient,
+        limits: RunnerLimits | None = None,
+        data_files: dict[int, Path] | None = None,
+        state: RunnerState | None = None,
+        report: Callable[[str], None] | None = None,
+    ):
+        self.client = client
+        self.limits = limits or RunnerLimits()
+        self.address = client.session.sender
+        self.data_files = data_files or OwnedDatasets(client.home.owned).files(client.session.chain_id, client.cove.address)
+        name = f"{client.session.chain_id}-{client.jobs.address.lower()}-{self.address.lower()}"
+        self.state = state or RunnerState(client.home.runner / f"{name}.sqlite")
+        self.outputs = client.home.runner / f"{name}-outputs"
+        self.report = report or (lambda message: log.info(message))
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, interval: float = 1.0, stop: Callable[[], bool] = lambda: False) -> None:
+        """Polls the chain until `stop()` says so."""
+        self.recover()
+        while not stop():
+            self.poll()
+            time.sleep(interval)
+
+    def recover(self) -> None:
+        """Settles jobs a previous run left half-way (see the module doc)."""
+        for record in self.state.in_stage(Stage.SEEN, Stage.ACCEPTED, Stage.TRAINED):
+            status = self._status(record.job_id)
+            if record.stage is Stage.TRAINED:
+                self._finish(record, status)
+            elif status == "accepted" and self._claimed_by_us(record.job_id):
+                if record.stage is Stage.SEEN:
+                    self.state.advance(record.job_id, Stage.ACCEPTED)
+                self._fail(record.job_id, "The runner restarted before training finished; nothing was released.")
+            elif status != "requested":
+                self.state.advance(record.job_id, Stage.FAILED, reason=f"closed on-chain as {status}")
+
+    def poll(self) -> list[int]:
+        """Handles new requests and open jobs once; returns the ids it finished."""
+        finished = []
+        for event in self._new_requests():
+            job_id = int(event["jobId"])
+            if self.state.see(job_id, int(event["datasetId"])):
+                self.report(f"job #{job_id} requested on dataset #{event['datasetId']}")
+        for record in self.state.in_stage(Stage.SEEN):
+            if self._handle(record):
+                finished.append(record.job_id)
+        return finished
+
+    # ------------------------------------------------------------------ one job
+
+    def _handle(self, record: JobRecord) -> bool:
+        job_id = record.job_id
+        if not self._claim(job_id):
+            return False
+        event = self._request_event(job_id)
+        try:
+            order, spec = self._check(event)
+            self.report(f"job #{job_id}: training in the sandbox")
+            result = self._train(event, order)
+        except JobRefused as refusal:
+            self._fail(job_id, str(refusal))
+            return True
+        self._publish(job_id, event, spec, result)
+        return True
+
+    def _claim(self, job_id: int) -> bool:
+        """`accept` on-chain; False when another worker won it or it is no longer open."""
+        try:
+            self.client.session.transact(self.client.jobs.functions.accept(job_id))
+        except TransactionReverted as refused:
+            self.state.advance(job_id, Stage.FAILED, reason=f"not ours to run: {refused}")
+            self.report(f"job #{job_id}: not claimed ({refused})")
+            return False
+        self.state.advance(job_id, Stage.ACCEPTED)
+        self.report(f"job #{job_id}: accepted")
+        return True
+
+    def _check(self, event: dict[str, Any]) -> tuple[TrainingOrder, ModelSpec]:
+        """Every check that needs no private data, against the policy as it is now."""
+        dataset_id = int(event["datasetId"])
+        view = dataset_view(self.client, dataset_id)
+        if view.metadata is None:
+            raise JobRefused("The runner cannot read the dataset's metadata.")
+        policy = view.policy
+        try:
+            spec = ModelSpec.parse(self.client.store.get(Cid.from_raw_digest(bytes(event["specDigest"]))))
+        except CoveError:
+            raise JobRefused("The spec could not be read from the content store.") from None
+        if spec.spec_hash() != "0x" + bytes(event["specHash"]).hex():
+            raise JobRefused("The spec in the store does not hash to the spec hash of the request.")
+        try:
+            spec.check_against(view.metadata.schema_)
+        except CoveError as error:
+            raise JobRefused(f"The spec does not fit the dataset: {error}") from None
+        if policy.model_families and model_family_hash(spec.family) not in {
+            model_family_hash(f) for f in policy.model_families
+        }:
+            raise JobRefused(f"The current policy no longer allows the model family {spec.family!r}.")
+        if bytes(event["modelFamily"]) != model_family_hash(spec.family):
+            raise JobRefused("The request's model family is not the spec's.")
+        if spec.epochs > policy.max_epochs:
+            raise JobRefused(f"The current policy allows at most {policy.max_epochs} epochs; the spec asks {spec.epochs}.")
+        delta = int(policy.delta * DELTA_SCALE)
+        try:
+            params = DpParams.for_spec(spec, view.rows)
+        except CoveError as error:
+            raise JobRefused(str(error)) from None
+        requested = DpParamsOnchain(**dict(zip(
+            ("noise_multiplier", "sample_rate", "steps", "clip_norm", "epochs"), _dp_tuple(event["dp"]), strict=True
+        )))  # fmt: skip
+        if params.to_onchain() != requested or params.delta_fixed != delta:
+            raise JobRefused("The request's DP parameters are not the ones its spec gives on this dataset.")
+        curve = params.curve_fixed()
+        if tuple(int(v) for v in event["rdpCurve"]) != curve:
+            raise JobRefused("The request's RDP curve does not match its DP parameters.")
+        if epsilon_fixed(curve, params.delta) > int(policy.per_job_cap * 10**6):
+            raise JobRefused(f"The job's ε is above the current per-job cap of ε {policy.per_job_cap}.")
+        if dataset_id not in self.data_files:
+            raise JobRefused("This runner holds no private file for the dataset.")
+        order = TrainingOrder(
+            spec=spec.to_json().decode(), dataset_schema=view.metadata.schema_, commitment=view.commitment,
+            dp=requested, delta=delta, device=self.limits.device,
+        )  # fmt: skip
+        return order, spec
+
+    def _train(self, event: dict[str, Any], order: TrainingOrder) -> tuple[TrainingOutput, str]:
+        policy = SandboxPolicy(
+            dataset=self.data_files[int(event["datasetId"])],
+            cpu_seconds=self.limits.cpu_seconds,
+            memory_bytes=self.limits.memory_bytes,
+            wall_seconds=self.limits.wall_seconds,
+            log_path=self.client.home.runner / f"job-{int(event['jobId'])}.log",
+        )
+        try:
+            result = run_sandboxed(
+                "compute_to_data.job_training", "train_job", order.model_dump_json().encode(), policy,
+                allow_unsandboxed=self.limits.allow_unsandboxed, stage="training",
+            )  # fmt: skip
+        except SandboxError as error:
+            raise JobRefused(f"Training did not finish ({error.reason}); nothing was released.") from None
+        return TrainingOutput.model_validate_json(result.output), result.mechanism
+
+    def _publish(self, job_id: int, event: dict[str, Any], spec: ModelSpec, trained: tuple[TrainingOutput, str]) -> None:
+        """Encrypts, signs and keeps the results on disk, then completes the job."""
+        output, mechanism = trained
+        weights = base64.b64decode(output.weights)
+        encrypted = encrypt_to(bytes(event["encryptionKey"]), weights)
+        weights_cid, _ = build_dag(encrypted)
+        dataset = self.client.session.call(self.client.cove.functions.datasetOf(int(event["datasetId"])))
+        run = output.run
+        record = ProvenanceRecord(
+            chain_id=self.client.session.chain_id,
+            compute_jobs=self.client.jobs.address,
+            job_id=job_id,
+            dataset_id=int(event["datasetId"]),
+            dataset_commitment="0x" + bytes(dataset[1]).hex(),
+            spec_hash=spec.spec_hash(),
+            runner=self.address,
+            dp=run["dp"],
+            rdp_orders=run["rdp_orders"],
+            rdp_curve=run["rdp_curve"],
+            epsilon=run["epsilon"],
+            delta=run["delta"],
+            library_versions=run["library_versions"],
+            device=run["device"],
+            sandbox=mechanism,
+            started_at=datetime.fromisoformat(run["started_at"]),
+            finished_at=datetime.fromisoformat(run["finished_at"]),
+            weights_hash=sha256_hex(weights),
+            weights_cid=str(weights_cid),
+        )
+        signed = sign(record, self.client.session.account)
+        folder = self.outputs / str(job_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "weights.enc").write_bytes(encrypted)
+        (folder / "provenance.json").write_bytes(signed.canonical_bytes())
+        completion = {
+            "weights_digest": "0x" + weights_cid.digest.hex(),
+            "weights_hash": record.weights_hash,
+            "provenance_hash": record_hash(record),
+            "provenance_digest": "0x" + Cid.of_block(0x55, signed.canonical_bytes()).digest.hex(),
+        }
+        self.state.advance(job_id, Stage.TRAINED, weights_cid=str(weights_cid), outputs=json.dumps(completion))
+        self._finish(self.state.get(job_id), "accepted")  # type: ignore[arg-type]
+
+    def _finish(self, record: JobRecord, status: str) -> None:
+        """Sends `complete` (unless it landed) and only then publishes the results."""
+        folder = self.outputs / str(record.job_id)
+        if status == "accepted":
+            outputs = json.loads(record.outputs or "{}")
+            function = self.client.jobs.functions.complete(
+                record.job_id, *(bytes.fromhex(outputs[k][2:]) for k in
+                                 ("weights_digest", "weights_hash", "provenance_hash", "provenance_digest"))
+            )  # fmt: skip
+            try:
+                self.client.session.transact(function)
+            except TransactionReverted:
+                status = self._status(record.job_id)
+        if status == "accepted" or status == "completed":
+            self.client.store.put((folder / "weights.enc").read_bytes())
+            self.client.store.put((folder / "provenance.json").read_bytes())
+            self.state.advance(record.job_id, Stage.COMPLETED)
+            self.report(f"job #{record.job_id}: completed")
+        else:  # taken back by the buyer meanwhile: the results must never be published
+            self.state.advance(record.job_id, Stage.FAILED, reason=f"closed on-chain as {status}")
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def _fail(self, job_id: int, reason: str) -> None:
+        event = self._request_event(job_id)
+        curve = [int(v) for v in event["rdpCurve"]]
+        try:
+            self.client.session.transact(self.client.jobs.functions.fail(job_id, reason, curve))
+        except TransactionReverted as error:
+            reason = f"{reason} (fail refused: {error})"
+        self.state.advance(job_id, Stage.FAILED, reason=reason)
+        self.report(f"job #{job_id}: failed and refunded: {reason}")
+
+    # ------------------------------------------------------------------ chain reads
+
+    def _new_requests(self) -> list[dict[str, Any]]:
+        """JobRequested events since the last poll, for datasets this runner serves."""
+        w3 = self.client.session.w3
+        start = self.state.cursor("requests", self.client.deployment.block)
+        head = int(w3.eth.block_number)
+        if start > head:
+            return []
+        logs = self.client.jobs.events.JobRequested().get_logs(from_block=start, to_block=head)
+        self.state.set_cursor("requests", head + 1)
+        ours = []
+        for entry in logs:
+            args = dict(entry["args"])
+            record = self.client.session.call(self.client.cove.functions.datasetOf(int(args["datasetId"])))
+            if record[5].lower() == self.address.lower() and int(args["datasetId"]) in self.data_files:
+                ours.append(args)
+        return ours
+
+    def _request_event(self, job_id: int) -> dict[str, Any]:
+        logs = self.client.jobs.events.JobRequested().get_logs(
+            from_block=self.client.deployment.block, argument_filters={"jobId": job_id}
+        )
+        return dict(logs[-1]["args"])
+
+    def _status(self, job_id: int) -> str:
+        return job_info(self.client, job_id).status
+
+    def _claimed_by_us(self, job_id: int) -> bool:
+        runner = job_info(self.client, job_id).runner
+        return runner is not None and runner.lower() == self.address.lower()
+
+
+def _dp_tuple(dp: Any) -> tuple[int, ...]:
+    if isinstance(dp, dict) or hasattr(dp, "keys"):
+        return (dp["noiseMultiplier"], dp["sampleRate"], dp["steps"], dp["clipNorm"], dp["epochs"])
+    return tuple(dp)
