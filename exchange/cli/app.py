@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from exchange import __version__
-from exchange.cli import account_cmd, chain_cmd, dataset_cmd, market_cmd
+from exchange.cli import account_cmd, chain_cmd, dataset_cmd, jobs_cmd, market_cmd
 from exchange.cli.output import errors
 from exchange.errors import CoveError
 
@@ -25,12 +25,17 @@ app.add_typer(chain_cmd.app, name="chain")
 app.add_typer(account_cmd.app, name="account")
 app.add_typer(dataset_cmd.dataset_app, name="dataset")
 app.add_typer(dataset_cmd.policy_app, name="policy")
+app.add_typer(jobs_cmd.runner_app, name="runner")
 app.command("deploy")(chain_cmd.deploy_command)
 app.command()(market_cmd.faucet)
 app.command()(dataset_cmd.publish)
 app.command()(dataset_cmd.datasets)
 app.command()(market_cmd.buy)
 app.command()(market_cmd.balance)
+app.command()(jobs_cmd.train)
+app.command()(jobs_cmd.jobs)
+app.command()(jobs_cmd.fetch)
+app.command()(jobs_cmd.verify)
 
 
 @app.command()

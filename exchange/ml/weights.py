@@ -8,6 +8,8 @@ has ("0.weight", "0.bias", ...).
 
 from __future__ import annotations
 
+import json
+
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
@@ -79,3 +81,25 @@ def load_weights(spec: ModelSpec, schema: DatasetSchema, data: bytes) -> nn.Modu
     model.load_state_dict(tensors, strict=True)
     model.eval()
     return model
+
+
+_SPEC_KEY, _SCHEMA_KEY = "cove.spec", "cove.schema"
+
+
+def model_file_bytes(weights: bytes, spec: ModelSpec, schema: DatasetSchema) -> bytes:
+    """A self-describing model file: the weights plus the spec and schema that rebuild the model."""
+    load_weights(spec, schema, weights)  # refuse to write a file that would not load
+    metadata = {_SPEC_KEY: spec.to_json().decode(), _SCHEMA_KEY: schema.model_dump_json()}
+    return save_safetensors(load_safetensors(weights), metadata=metadata)
+
+
+def load_model_file(data: bytes) -> nn.Module:
+    """The ready `torch.nn.Module` in a file written by `model_file_bytes` (e.g. `cove fetch`)."""
+    try:
+        header_size = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8 : 8 + header_size]).get("__metadata__", {})
+        spec = ModelSpec.parse(metadata[_SPEC_KEY])
+        schema = DatasetSchema.model_validate_json(metadata[_SCHEMA_KEY])
+    except (ValueError, KeyError, TypeError):
+        raise WeightsError("This is not a Cove model file (no spec and schema in its metadata).") from None
+    return load_weights(spec, schema, data)
