@@ -40,6 +40,10 @@ OCEAN = {
     "buyWithPermit: new buyer (approve + buy in one tx)": ("213k–228k + approve", None),
     "buyWithPermit: repeat": ("127k + approve", None),
     "policy update": ("n/a", None),
+    "request (first job on the dataset)": ("270k (compute escrow lock)", 200_000),
+    "request (later job)": ("270k (compute escrow lock)", 200_000),
+    "accept (runner claims)": ("217k (claim)", None),
+    "complete": ("217k (claim)", 150_000),
 }
 
 
@@ -80,9 +84,41 @@ def measure(home: Path) -> dict[str, int]:
         terms = parse_terms(price="6", payment_token=token, budget="9", per_job_cap="2")
         tx_hash, _ = set_policy(client[0], open_id, terms)
         gas["policy update"] = int(client[0].session.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])
+        gas.update(_job_gas(client[0], client[2], open_id))
         return gas
     finally:
         chain.down()
+
+
+def _job_gas(owner: CoveClient, buyer: CoveClient, dataset_id: int) -> dict[str, int]:
+    """Two requests, then the runner's accept and complete of the first (a real DP training)."""
+    from compute_to_data.runner import Runner
+    from exchange.jobs import request_job
+    from exchange.ml.spec import ModelSpec
+
+    spec = ModelSpec.parse({
+        "task": "classification", "features": ["age", "bmi", "smoker"], "target": "diagnosis",
+        "layers": [{"type": "Linear", "out_features": 8}, {"type": "ReLU"}, {"type": "Linear", "out_features": 2}],
+        "loss": "cross_entropy", "optimizer": "adam", "learning_rate": 0.01, "expected_batch_size": 32,
+        "epochs": 1, "dp": {"target_epsilon": 1.0, "delta": 1e-5, "max_grad_norm": 1.0},
+    })  # fmt: skip
+    first = request_job(buyer, dataset_id, spec)
+    later = request_job(buyer, dataset_id, spec)
+    Runner(owner).poll()  # accepts and completes both
+    receipt = owner.session.w3.eth.get_transaction_receipt
+
+    def gas_of(event: str) -> int:
+        logs = getattr(owner.jobs.events, event)().get_logs(
+            from_block=owner.deployment.block, argument_filters={"jobId": first.job_id}
+        )
+        return int(receipt(logs[-1]["transactionHash"])["gasUsed"])
+
+    return {
+        "request (first job on the dataset)": first.gas_used,
+        "request (later job)": later.gas_used,
+        "accept (runner claims)": gas_of("JobAccepted"),
+        "complete": gas_of("JobCompleted"),
+    }
 
 
 def main() -> None:

@@ -1,4 +1,9 @@
-"""`cove demo`: the whole publish-and-buy story on a fresh local chain, narrated.
+"""`cove demo`: the whole story on a fresh local chain, narrated.
+
+A hospital publishes scikit-learn's breast-cancer table (its private data), a data
+scientist browses it, buys a credit and asks for a model; the hospital's runner trains it
+with differential privacy in a sandbox; the buyer fetches the encrypted weights, verifies
+them against the chain and evaluates the model on held-out rows of their own.
 
 It runs in its own temporary Cove home (unless one is given), so it never touches the
 user's keystores or chain, and it stops the chain it started.
@@ -7,9 +12,10 @@ user's keystores or chain, and it stops the chain it started.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
 from rich.console import Console
 
@@ -19,24 +25,45 @@ from exchange.chain.anvil import LocalChain
 from exchange.chain.deployment import deploy
 from exchange.chain.session import ChainSession, connect
 from exchange.client import CoveClient
-from exchange.market import balances, buy_credits
+from exchange.jobs import fetch_result, request_job
+from exchange.market import buy_credits
 from exchange.paths import HomeLayout
 from exchange.policy import parse_terms
 from exchange.publish import publish_dataset
 
-
-def synthetic_patients(rows: int = 400, seed: int = 7) -> pd.DataFrame:
-    """A private-looking table for the demo: a few clinical features and a diagnosis."""
-    rng = np.random.default_rng(seed)
-    age = rng.integers(25, 85, rows)
-    bmi = rng.normal(26, 4, rows).round(1)
-    smoker = rng.random(rows) < 0.3
-    risk = 0.04 * (age - 50) + 0.15 * (bmi - 26) + 1.2 * smoker + rng.normal(0, 1, rows)
-    return pd.DataFrame({"age": age, "bmi": bmi, "smoker": smoker, "diagnosis": np.where(risk > 0.5, "positive", "negative")})
+TARGET = "diagnosis"
+HELD_OUT_ROWS = 100
 
 
-def run_demo(home: Path | None = None, console: Console | None = None) -> dict[str, object]:
-    """Runs the demo; returns what happened (dataset id, gas, balances) for tests and --json."""
+def breast_cancer_split(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """scikit-learn's breast-cancer table (shipped with the package), as the hospital's
+    private rows and the buyer's own held-out rows."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.frame.rename(columns=lambda name: name.replace(" ", "_"))
+    frame[TARGET] = [str(bunch.target_names[t]) for t in frame.pop("target")]
+    shuffled = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    return shuffled.iloc[HELD_OUT_ROWS:].reset_index(drop=True), shuffled.iloc[:HELD_OUT_ROWS].reset_index(drop=True)
+
+
+def demo_spec(features: list[str]) -> dict[str, Any]:
+    return {
+        "task": "classification",
+        "features": features,
+        "target": TARGET,
+        "layers": [{"type": "Linear", "out_features": 16}, {"type": "ReLU"}, {"type": "Linear", "out_features": 2}],
+        "loss": "cross_entropy",
+        "optimizer": "adam",
+        "learning_rate": 0.02,
+        "expected_batch_size": 64,
+        "epochs": 15,
+        "dp": {"target_epsilon": 2.0, "delta": 1e-5, "max_grad_norm": 1.0},
+    }
+
+
+def run_demo(home: Path | None = None, console: Console | None = None) -> dict[str, Any]:
+    """Runs the demo; returns what happened (ids, gas, ε, accuracy) for tests and --json."""
     out = console or Console()
     with tempfile.TemporaryDirectory(prefix="cove-demo-") as scratch:
         root = home or Path(scratch)
@@ -50,52 +77,87 @@ def run_demo(home: Path | None = None, console: Console | None = None) -> dict[s
             out.print("[dim]local chain stopped[/dim]")
 
 
-def _story(root: Path, layout: HomeLayout, rpc_url: str, out: Console) -> dict[str, object]:
-    owner_account, buyer_account = dev_account(0), dev_account(1)
-    out.rule("Cove demo: publish and buy on a local chain")
+def _story(root: Path, layout: HomeLayout, rpc_url: str, out: Console) -> dict[str, Any]:
+    from compute_to_data.runner import Runner
+    from compute_to_data.sandbox import sandbox_available
+    from exchange.ml.model import encode_features
+    from exchange.ml.spec import ModelSpec, target_classes
+    from exchange.ml.weights import load_weights
+
+    started = time.monotonic()
+    hospital, scientist = dev_account(0), dev_account(1)
+    out.rule("Cove demo: private data in, DP model out")
     out.print(f"1. local anvil chain at {rpc_url}")
-    deployment = deploy(layout.deployments, ChainSession(connect(rpc_url), owner_account))
+    deployment = deploy(layout.deployments, ChainSession(connect(rpc_url), hospital))
     out.print(f"2. contracts deployed: Cove hub {deployment.cove}, test dollar (tUSD) {deployment.payment_token}")
 
-    private_file = root / "private" / "patients.csv"
+    private, held_out = breast_cancer_split()
+    private_file = root / "hospital" / "breast_cancer.csv"
     private_file.parent.mkdir(parents=True, exist_ok=True)
-    synthetic_patients().to_csv(private_file, index=False)
-    owner = CoveClient.open(rpc_url, owner_account, root)
-    terms = parse_terms(price="2.5", payment_token=deployment.payment_token, budget="8", per_job_cap="2", max_epochs=30)
+    private.to_csv(private_file, index=False)
+    owner = CoveClient.open(rpc_url, hospital, root)
+    terms = parse_terms(price="2.5", payment_token=deployment.payment_token, budget="6", per_job_cap="3", max_epochs=30)
     published = publish_dataset(
-        owner, private_file, name="Synthetic patients", description="400 synthetic patients, diagnosis label",
+        owner, private_file, name="Breast cancer (Wisconsin)", description=f"{len(private)} patients, 30 features",
         tags=["health", "tabular"], terms=terms, license="CC-BY-4.0",
     )  # fmt: skip
     out.print(
-        f"3. owner {owner_account.address} published dataset #{published.dataset_id} in one transaction "
-        f"({published.gas_used:,} gas); the private file stays in {private_file.parent}"
+        f"3. the hospital published dataset #{published.dataset_id} in one transaction ({published.gas_used:,} gas): "
+        f"budget ε 6, at most ε 3 a job; the {len(private)} rows stay in {private_file.parent}"
     )
 
-    buyer = CoveClient.open(rpc_url, buyer_account, root)
-    out.print("4. the buyer browses:")
-    out.print(datasets_frame(buyer).drop(columns=["owner"]).to_string(index=False))
+    buyer = CoveClient.open(rpc_url, scientist, root)
+    listing = datasets_frame(buyer)[["id", "name", "rows", "columns", "price", "currency", "budget_epsilon"]]
+    out.print("4. the data scientist browses:\n" + listing.to_string(index=False))
     view = dataset_view(buyer, published.dataset_id)
     assert view.metadata is not None
-    out.print("   mock sample (made from the schema alone, no private row in it):")
-    out.print(view.metadata.mock_frame().head(5).to_string(index=False))
+    mock = view.metadata.mock_frame()
+    out.print(f"   mock sample (from the schema alone, no private row), {mock.shape[1]} columns:")
+    out.print(mock.iloc[:3, [0, 1, 2, -1]].to_string(index=False))
 
     buyer.session.transact(buyer.erc20(deployment.payment_token).functions.faucet(100 * 10**18))  # type: ignore[arg-type]
-    purchase = buy_credits(buyer, published.dataset_id, 2)
+    purchase = buy_credits(buyer, published.dataset_id, 1)
+    out.print(f"5. bought 1 credit for {purchase.cost} {purchase.currency} ({purchase.method}, {sum(purchase.gas_used):,} gas)")
+
+    features = [c.name for c in view.metadata.schema_.columns if c.name != TARGET]
+    spec = ModelSpec.parse(demo_spec(features))
+    ticket = request_job(buyer, published.dataset_id, spec)
     out.print(
-        f"5. buyer {buyer_account.address} bought 2 job credits for {purchase.cost} {purchase.currency} "
-        f"({purchase.method}, {sum(purchase.gas_used):,} gas)"
+        f"6. asked for an MLP with ε ≤ 2 (job #{ticket.job_id}, {ticket.gas_used:,} gas): the chain reserved "
+        f"ε {ticket.epsilon:g} of the budget"
     )
-    held = balances(buyer, buyer_account.address)
-    earned = balances(owner, owner_account.address)
+
+    runner = Runner(owner, report=lambda message: out.print(f"   [dim]runner: {message}[/dim]"))
+    out.print(f"7. the hospital's runner claims it and trains with DP-SGD (sandbox: {sandbox_available() or 'none'}):")
+    runner.recover()
+    runner.poll()
+
+    result = fetch_result(buyer, ticket.job_id)
+    passed = sum(c.passed for c in result.checks)
+    out.print(f"8. fetched and decrypted the weights; {passed}/{len(result.checks)} provenance checks passed")
+    if not result.verified:
+        raise RuntimeError("the demo's job failed verification")
+    model = load_weights(result.spec, view.metadata.schema_, result.weights)
+    classes = target_classes(view.metadata.schema_.column(TARGET))
+    predicted = model(encode_features(result.spec, view.metadata.schema_, held_out)).argmax(dim=1).tolist()
+    accuracy = sum(classes[p] == truth for p, truth in zip(predicted, held_out[TARGET], strict=True)) / len(held_out)
+    majority = held_out[TARGET].value_counts(normalize=True).max()
+    record = result.provenance.record
+    spent = buyer.session.call(buyer.jobs.functions.composedEpsilon(published.dataset_id)) / 1e6
     out.print(
-        f"6. balances: buyer {held.payment_balance} tUSD and {held.credits[0].credits} credits; "
-        f"owner earned {earned.payment_balance} tUSD"
+        f"9. on the buyer's own {len(held_out)} held-out rows: accuracy {accuracy:.1%} "
+        f"(majority class {majority:.1%}); trained on {record.device}, sandbox {record.sandbox}"
     )
-    out.rule("done")
+    out.print(f"10. privacy: this job spent ε {record.epsilon / 1e6:g} at δ {record.delta / 1e18:g}; the dataset has spent ε {spent:g} of 6")
+    out.rule(f"done in {time.monotonic() - started:.0f} s")
     return {
         "dataset_id": published.dataset_id,
+        "job_id": ticket.job_id,
         "publish_gas": published.gas_used,
-        "buy_gas": purchase.gas_used,
-        "buyer_credits": str(held.credits[0].credits),
-        "owner_earned": str(earned.payment_balance),
+        "request_gas": ticket.gas_used,
+        "epsilon": record.epsilon / 1e6,
+        "dataset_epsilon_spent": spent,
+        "accuracy": accuracy,
+        "majority_baseline": float(majority),
+        "verified": result.verified,
     }

@@ -1,0 +1,22 @@
+"""The README's demo: publish, buy, train with DP in the sandbox, fetch, verify, evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from exchange.demo import run_demo
+
+pytestmark = pytest.mark.chain
+
+
+def test_demo_trains_a_verified_private_model(tmp_path: Path) -> None:
+    outcome = run_demo(tmp_path / "demo-home", Console(file=open(tmp_path / "demo.log", "w")))  # noqa: SIM115
+    assert outcome["verified"] is True
+    assert outcome["epsilon"] <= 2.0
+    assert outcome["dataset_epsilon_spent"] == pytest.approx(outcome["epsilon"], abs=1e-6)
+    # A DP model that learned something: clearly above always answering the majority class.
+    assert outcome["accuracy"] > outcome["majority_baseline"] + 0.1
+    assert outcome["publish_gas"] <= 450_000 and outcome["request_gas"] <= 200_000
