@@ -107,15 +107,14 @@ class Runner:
 
     def poll(self) -> list[int]:
         """Handles new requests and open jobs once; returns the ids it finished."""
-        finished = []
-        for event in self._new_requests():
+        events, next_block = self._new_requests()
+        for event in events:
             job_id = int(event["jobId"])
             if self.state.see(job_id, int(event["datasetId"])):
                 self.report(f"job #{job_id} requested on dataset #{event['datasetId']}")
-        for record in self.state.in_stage(Stage.SEEN):
-            if self._handle(record):
-                finished.append(record.job_id)
-        return finished
+        # Only now that every new job is recorded may the cursor move past them.
+        self.state.set_cursor("requests", next_block)
+        return [record.job_id for record in self.state.in_stage(Stage.SEEN) if self._handle(record)]
 
     # ------------------------------------------------------------------ one job
 
@@ -288,22 +287,21 @@ class Runner:
 
     # ------------------------------------------------------------------ chain reads
 
-    def _new_requests(self) -> list[dict[str, Any]]:
-        """JobRequested events since the last poll, for datasets this runner serves."""
+    def _new_requests(self) -> tuple[list[dict[str, Any]], int]:
+        """JobRequested events since the cursor on datasets this runner serves, and the next block."""
         w3 = self.client.session.w3
         start = self.state.cursor("requests", self.client.deployment.block)
         head = int(w3.eth.block_number)
         if start > head:
-            return []
+            return [], start
         logs = self.client.jobs.events.JobRequested().get_logs(from_block=start, to_block=head)
-        self.state.set_cursor("requests", head + 1)
         ours = []
         for entry in logs:
             args = dict(entry["args"])
             record = self.client.session.call(self.client.cove.functions.datasetOf(int(args["datasetId"])))
             if record[5].lower() == self.address.lower() and int(args["datasetId"]) in self.data_files:
                 ours.append(args)
-        return ours
+        return ours, head + 1
 
     def _request_event(self, job_id: int) -> dict[str, Any]:
         logs = self.client.jobs.events.JobRequested().get_logs(
