@@ -18,6 +18,15 @@ if [[ "$(cat "$python_stamp" 2>/dev/null)" != "$python_want" ]]; then
   echo "$python_want" > "$python_stamp"
 fi
 
+# bubblewrap gives the runner's training sandbox its strongest form; without it the runner
+# falls back to util-linux's unshare. Installed only where we may (root with apt-get).
+if ! command -v bwrap > /dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get > /dev/null; then
+  echo "setup: installing bubblewrap ..."
+  apt-get install -y -qq bubblewrap > /dev/null 2>&1 \
+    || { apt-get update -qq > /dev/null 2>&1 && apt-get install -y -qq bubblewrap > /dev/null 2>&1; } \
+    || echo "setup: bubblewrap unavailable; the sandbox uses unshare"
+fi
+
 node_stamp="node_modules/.cove-setup"
 node_want="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ]]; then
