@@ -173,6 +173,16 @@ class PolicyTerms(BaseModel):
         )
 
 
+def parse_expiry(text: str) -> datetime | None:
+    if text.strip().lower() in ("never", "none", ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise PolicyError(f"The expiry {text!r} is not a date; use ISO form like 2027-01-31 or 2027-01-31T12:00.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _expiry_datetime(timestamp: int) -> datetime | None:
     """The expiry as a datetime; 0, or a time past what datetime holds (year 9999), is never."""
     try:

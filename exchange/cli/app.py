@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from exchange import __version__
-from exchange.cli import account_cmd, chain_cmd, dataset_cmd, jobs_cmd, market_cmd
+from exchange.cli import account_cmd, chain_cmd, dataset_cmd, gov_cmd, jobs_cmd, market_cmd
 from exchange.cli.output import errors
 from exchange.errors import CoveError
 
@@ -26,6 +26,7 @@ app.add_typer(account_cmd.app, name="account")
 app.add_typer(dataset_cmd.dataset_app, name="dataset")
 app.add_typer(dataset_cmd.policy_app, name="policy")
 app.add_typer(jobs_cmd.runner_app, name="runner")
+app.add_typer(gov_cmd.app, name="gov")
 app.command("deploy")(chain_cmd.deploy_command)
 app.command()(market_cmd.faucet)
 app.command()(dataset_cmd.publish)

@@ -9,7 +9,7 @@ from exchange.chain.deployment import deploy, deployment_file, load_deployment
 from exchange.chain.session import ChainSession, connect
 from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, layout, resolve_rpc, unlock
 from exchange.cli.output import console, fields, print_json, success
-from exchange.errors import NotDeployed
+from exchange.errors import InputError, NotDeployed
 
 app = typer.Typer(help="Start, stop and inspect the local anvil chain.", no_args_is_help=True)
 
@@ -52,6 +52,28 @@ def status(home: HomeOption = None, rpc: RpcOption = None, json: JsonOption = Fa
         print_json(report)
     else:
         console.print(fields("Chain", [(k.replace("_", " "), v) for k, v in report.items()]))
+
+
+@app.command()
+def mine(
+    blocks: int = typer.Option(1, "--blocks", min=1, help="Blocks to mine."),
+    seconds: int = typer.Option(0, "--seconds", min=0, help="Seconds to move the clock forward first."),
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Move the local chain's time and mine blocks (to get through voting periods and delays)."""
+    session = ChainSession(connect(resolve_rpc(home, rpc)))
+    if session.chain_id != LOCAL_CHAIN_ID:
+        raise InputError("Only the local chain's time can be moved.")
+    if seconds:
+        session.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    session.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+    block = session.w3.eth.get_block("latest")
+    if json:
+        print_json({"block": int(block["number"]), "timestamp": int(block["timestamp"])})
+    else:
+        success(f"mined {blocks} block(s); now block {block['number']} at {block['timestamp']}")
 
 
 def deploy_command(

@@ -9,13 +9,14 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from exchange.catalog import DatasetView, dataset_view, datasets_frame, policy_of
-from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, open_client
+from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, layout, open_client
 from exchange.cli.output import console, fields, print_json, success, table
 from exchange.cli.policy_options import (
     Allow, AllowFile, Budget, ComputeOnly, Delta, Expiry, Family, FreeCap, MaxEpochs, PerJobCap, Price, Token,
     policy_fields,
 )  # fmt: skip
 from exchange.errors import PolicyError
+from exchange.governance import ConsortiumBook
 from exchange.policy import PolicyTerms, parse_terms
 from exchange.policy_update import set_policy
 from exchange.publish import publish_dataset
@@ -43,6 +44,7 @@ def publish(
     family: Family = None,
     compute_only: ComputeOnly = None,
     runner: str | None = typer.Option(None, "--runner", help="Runner account address [default: the publisher]."),
+    governed_by: str | None = typer.Option(None, "--governed-by", help="Consortium whose votes alone may change the policy."),
     mock_rows: int = typer.Option(20, "--mock-rows", min=1, max=1000, help="Rows in the public mock sample."),
     home: HomeOption = None,
     rpc: RpcOption = None,
@@ -63,12 +65,15 @@ def publish(
     if "payment_token" not in given and str(given["price"]).strip() not in ("0", "0.0"):
         given["payment_token"] = client.deployment.payment_token
     terms = parse_terms(**given)
+    controller = None
+    if governed_by is not None:
+        controller = ConsortiumBook(layout(home).deployments).get(client.session.chain_id, governed_by).timelock
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True, disable=json) as progress:  # fmt: skip
         progress.add_task("validating, committing and publishing...", total=None)
         result = publish_dataset(
             client, file, name=name, terms=terms, description=description, license=license,
-            tags=tags or [], runner=runner, mock_rows=mock_rows,
+            tags=tags or [], runner=runner, controller=controller, mock_rows=mock_rows,
         )  # fmt: skip
     if json:
         print_json(result)

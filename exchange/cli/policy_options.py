@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from exchange.errors import PolicyError
+from exchange.policy import parse_expiry
 
 Price = Annotated[str | None, typer.Option("--price", help="Price of one credit in the payment token (0 = free).")]
 Token = Annotated[str | None, typer.Option("--token", help="Payment token address [default: the local test token].")]
@@ -22,16 +22,6 @@ Allow = Annotated[list[str] | None, typer.Option("--allow", help="Allowlisted bu
 AllowFile = Annotated[Path | None, typer.Option("--allowlist-file", help="File with one allowlisted address per line.")]
 Family = Annotated[list[str] | None, typer.Option("--model-family", help="Allowed model family, e.g. mlp (repeatable).")]
 ComputeOnly = Annotated[bool | None, typer.Option("--compute-only/--download", help="Credits buy compute only, or download too.")]
-
-
-def parse_expiry(text: str) -> datetime | None:
-    if text.strip().lower() in ("never", "none", ""):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise PolicyError(f"The expiry {text!r} is not a date; use ISO form like 2027-01-31 or 2027-01-31T12:00.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def read_allowlist_file(path: Path) -> list[str]:

@@ -1,0 +1,172 @@
+"""`cove gov deploy|propose|proposals|vote|delegate|queue|execute`: consortium governance."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import typer
+
+from exchange.chain.session import ChainSession, connect
+from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, layout, open_client, resolve_rpc, unlock
+from exchange.cli.output import console, print_json, success, table
+from exchange.errors import InputError
+from exchange.governance import (
+    ConsortiumBook, build_actions, delegate, deploy_consortium, execute, parse_members, proposals, propose, queue, vote,
+)  # fmt: skip
+
+app = typer.Typer(help="Govern datasets by a consortium's vote (Governor + timelock).", no_args_is_help=True)
+ConsortiumOption = typer.Option(None, "--consortium", "-c", help="Consortium name [default: the only one].")
+
+
+def _book(home):  # type: ignore[no-untyped-def]
+    return ConsortiumBook(layout(home).deployments)
+
+
+@app.command("deploy")
+def deploy_cmd(
+    name: str = typer.Option(..., "--name", help="The consortium's name."),
+    member: list[str] = typer.Option(..., "--member", help="ADDRESS=VOTES (repeatable)."),
+    voting_delay: int = typer.Option(60, "--voting-delay", help="Seconds from proposal to voting."),
+    voting_period: int = typer.Option(3600, "--voting-period", help="Seconds voting stays open."),
+    timelock_delay: int = typer.Option(600, "--timelock-delay", help="Seconds between queue and execute."),
+    quorum: int = typer.Option(30, "--quorum", help="Quorum, percent of all voting power."),
+    threshold: int = typer.Option(1, "--threshold", help="Votes needed to propose."),
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Deploy a consortium: membership token (votes), timelock and governor."""
+    members = parse_members(member)
+    session = ChainSession(connect(resolve_rpc(home, rpc)))
+    session.account = unlock(home, account or "dev0", session.chain_id)
+    with console.status("deploying the consortium..."):
+        consortium = deploy_consortium(
+            session, _book(home), name=name, members=members, voting_delay=voting_delay,
+            voting_period=voting_period, min_delay=timelock_delay, quorum_percent=quorum, threshold=threshold,
+        )  # fmt: skip
+    if json:
+        print_json(consortium.model_dump())
+    else:
+        success(f"consortium {name!r}: governor {consortium.governor}, timelock {consortium.timelock}")
+        console.print(f"  publish governed datasets with `cove publish ... --controller {consortium.timelock}`")
+
+
+def _parse_sets(values: list[str]) -> dict[str, str]:
+    changes = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        if not sep:
+            raise InputError(f"--set takes KEY=VALUE, not {value!r}.")
+        changes[key.strip().replace("-", "_")] = setting.strip()
+    return changes
+
+
+@app.command("propose")
+def propose_cmd(
+    dataset_id: int = typer.Option(..., "--dataset", help="The governed dataset."),
+    sets: list[str] = typer.Option(..., "--set", help="KEY=VALUE: a policy field (budget, per_job_cap, price, ...), runner, paused or controller."),
+    description: str = typer.Option(..., "--description", help="What the proposal does and why."),
+    consortium: str | None = ConsortiumOption,
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Propose changes to a governed dataset; invalid policies are refused now, not at execution."""
+    client = open_client(home, rpc, account)
+    found = _book(home).get(client.session.chain_id, consortium)
+    actions = build_actions(client, found, dataset_id, _parse_sets(sets))
+    proposal_id = propose(client, found, actions, description)
+    if json:
+        print_json({"proposal_id": str(proposal_id), "actions": [a.summary for a in actions]})
+    else:
+        success(f"proposal {proposal_id} created: " + "; ".join(a.summary for a in actions))
+
+
+def _when(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "-"
+
+
+@app.command("proposals")
+def proposals_cmd(
+    consortium: str | None = ConsortiumOption,
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Proposals with their state, votes, quorum and deadlines."""
+    client = open_client(home, rpc, None, needs_account=False)
+    found = proposals(client, _book(home).get(client.session.chain_id, consortium))
+    if json:
+        print_json([{**p.__dict__, "proposal_id": str(p.proposal_id)} for p in found])
+        return
+    rows = [[str(p.proposal_id)[:12] + "…", p.state, f"{p.votes_for:g}", f"{p.votes_against:g}", f"{p.votes_abstain:g}",
+             f"{p.quorum:g}", _when(p.vote_start), _when(p.vote_end), _when(p.eta), p.description[:40]] for p in found]  # fmt: skip
+    console.print(table("Proposals (times UTC)", ["id", "state", "for", "against", "abstain", "quorum",
+                                                   "voting starts", "voting ends", "executable", "description"], rows))  # fmt: skip
+
+
+def _proposal_id(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise InputError(f"{text!r} is not a proposal id; see `cove gov proposals --json`.") from None
+
+
+@app.command("vote")
+def vote_cmd(
+    proposal: str = typer.Argument(..., help="Proposal id."),
+    choice: str = typer.Argument(..., help="for, against or abstain."),
+    reason: str = typer.Option("", "--reason", help="Why (public, on-chain)."),
+    consortium: str | None = ConsortiumOption,
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+) -> None:
+    """Vote on an active proposal."""
+    client = open_client(home, rpc, account)
+    vote(client, _book(home).get(client.session.chain_id, consortium), _proposal_id(proposal), choice, reason)
+    success(f"{client.session.sender} voted {choice}")
+
+
+@app.command("delegate")
+def delegate_cmd(
+    to: str = typer.Argument(..., help="Address to delegate your votes to (yourself to vote directly)."),
+    consortium: str | None = ConsortiumOption,
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+) -> None:
+    """Delegate your voting power (it counts from the next proposal's snapshot on)."""
+    client = open_client(home, rpc, account)
+    delegate(client, _book(home).get(client.session.chain_id, consortium), to)
+    success(f"{client.session.sender} delegated to {to}")
+
+
+@app.command("queue")
+def queue_cmd(
+    proposal: str = typer.Argument(..., help="Proposal id."),
+    consortium: str | None = ConsortiumOption,
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+) -> None:
+    """Queue a passed proposal in the timelock."""
+    client = open_client(home, rpc, account)
+    queue(client, _book(home).get(client.session.chain_id, consortium), _proposal_id(proposal))
+    success("proposal queued; execute it once the timelock delay has passed")
+
+
+@app.command("execute")
+def execute_cmd(
+    proposal: str = typer.Argument(..., help="Proposal id."),
+    consortium: str | None = ConsortiumOption,
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+) -> None:
+    """Execute a queued proposal after the timelock delay."""
+    client = open_client(home, rpc, account)
+    execute(client, _book(home).get(client.session.chain_id, consortium), _proposal_id(proposal))
+    success("proposal executed")
