@@ -179,6 +179,9 @@ contract ComputeJobs {
     error LedgerAlreadyOpen(uint256 datasetId);
     /// @notice No dataset has this id (same error as the hub's).
     error UnknownDataset(uint256 datasetId);
+    /// @notice The policy controller of `datasetId` paused new jobs (raised by the hub's
+    /// `jobTermsOf`; same error as the hub's).
+    error JobsPaused(uint256 datasetId);
     /// @notice δ must lie strictly between 0 and 1 (1e-18 units; same error as the hub's).
     error InvalidDelta(uint64 delta);
     /// @notice The dataset's policy expired at `expiry` (same error as the hub's).
@@ -259,7 +262,8 @@ contract ComputeJobs {
     /**
      * @notice Requests a training job: checks the request against the dataset's current
      * policy and privacy budget, spends one of the caller's credits, adds the job's RDP curve
-     * to the dataset's ledger and records the job.
+     * to the dataset's ledger and records the job. Reverts JobsPaused while the dataset's
+     * policy controller has paused new jobs.
      * @param r The request (see {JobRequest}).
      * @return jobId The new job's id (from 1).
      */
@@ -452,7 +456,7 @@ contract ComputeJobs {
         uint256 datasetId = r.datasetId;
         address datatoken;
         Policy memory policy;
-        (datatoken, version, policy) = ICoveHub(hub).jobTermsOf(datasetId); // UnknownDataset
+        (datatoken, version, policy) = ICoveHub(hub).jobTermsOf(datasetId); // UnknownDataset, JobsPaused
         _checkAccess(r, policy);
         _checkParams(r.dp, policy.maxEpochs);
         ledger = _chargedLedger(datasetId, r.rdpCurve, policy);

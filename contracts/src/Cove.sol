@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {DatasetRegistry, DatasetParams, Dataset} from "./modules/DatasetRegistry.sol";
-import {AccessPolicies, Policy} from "./modules/AccessPolicies.sol";
+import {AccessPolicies, Policy, PolicyRecord} from "./modules/AccessPolicies.sol";
 import {Market} from "./modules/Market.sol";
 import {Datatoken} from "./tokens/Datatoken.sol";
 import {ComputeJobs} from "./ComputeJobs.sol";
@@ -45,10 +45,12 @@ contract Cove is DatasetRegistry, AccessPolicies, Market {
     }
 
     /**
-     * @notice What a compute job on `datasetId` is checked against, in one call: the
+     * @notice What a new compute job on `datasetId` is checked against, in one call: the
      * dataset's datatoken, its current policy and that policy's version.
-     * @dev Reverts UnknownDataset for a missing id. {ComputeJobs} reads this rather than
-     * {datasetOf} and {policyOf}, which read four more cold slots between them.
+     * @dev Reverts UnknownDataset for a missing id, and JobsPaused while the policy controller
+     * has paused new jobs (see {setJobsPaused}): there are no terms for a new job then.
+     * {ComputeJobs.request} reads this rather than {datasetOf} and {policyOf}, which read four
+     * more cold slots between them, and lets its revert through.
      */
     function jobTermsOf(uint256 datasetId)
         external
@@ -56,7 +58,9 @@ contract Cove is DatasetRegistry, AccessPolicies, Market {
         returns (address datatoken, uint32 policyVersion, Policy memory policy)
     {
         Dataset storage dataset = _requireDataset(datasetId);
-        return (dataset.datatoken, dataset.policyVersion, _policies[datasetId]);
+        PolicyRecord storage stored = _policies[datasetId];
+        if (stored.jobsPaused) revert JobsPaused(datasetId);
+        return (dataset.datatoken, dataset.policyVersion, _policyOfRecord(stored));
     }
 
     /**
@@ -97,7 +101,7 @@ contract Cove is DatasetRegistry, AccessPolicies, Market {
         owner = _ownerOf(datasetId);
     }
 
-    function _policyStorage(uint256 datasetId) internal view override returns (Policy storage) {
+    function _policyStorage(uint256 datasetId) internal view override returns (PolicyRecord storage) {
         return _policies[datasetId];
     }
 

@@ -21,6 +21,14 @@ from exchange.units import delta_from_fixed, epsilon_from_fixed
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")
 _ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")
 _JOB_STATUS = {0: "none", 1: "requested", 2: "accepted", 3: "completed", 4: "failed", 5: "refunded"}
+_PROPOSAL_STATE = ("pending", "active", "canceled", "defeated", "succeeded", "queued", "expired", "executed")
+
+
+def _states(bitmap: bytes, names: tuple[str, ...]) -> list[str]:
+    bits = int.from_bytes(bitmap, "big")
+    return [name for i, name in enumerate(names) if bits >> i & 1] or ["in another state"]
+
+
 _PANICS = {0x01: "an assertion failed", 0x11: "an arithmetic overflow", 0x12: "a division by zero"}
 
 
@@ -109,6 +117,29 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "CurveMismatch": lambda a: f"that RDP curve is not the one job #{a['jobId']} was requested with",
     "EmptyResultHash": lambda a: "a completed job needs its weights and provenance hashes",
+    "JobsPaused": lambda a: f"new jobs on dataset #{a['datasetId']} are paused by its policy controller",
+    "GovernorInsufficientProposerVotes": lambda a: (
+        f"{a['proposer']} has {a['votes'] / 10**18:g} votes but proposing needs {a['threshold'] / 10**18:g}; "
+        "ask members to delegate to you (votes count from one second after delegating)"
+    ),
+    "GovernorAlreadyCastVote": lambda a: f"{a['voter']} has already voted on this proposal",
+    "GovernorUnexpectedProposalState": lambda a: (
+        f"the proposal is {_PROPOSAL_STATE[a['current']]}, but this needs it "
+        f"{' or '.join(_states(a['expectedStates'], _PROPOSAL_STATE))}"
+        + ("; wait for the voting period (`cove chain mine --seconds N` on the local chain)" if a['current'] == 0 else "")
+    ),
+    "GovernorNonexistentProposal": lambda a: "there is no such proposal; see `cove gov proposals`",
+    "GovernorInvalidVoteType": lambda a: "vote for, against or abstain",
+    "GovernorNotQueuedProposal": lambda a: "the proposal must be queued first (`cove gov queue`)",
+    "TimelockUnexpectedOperationState": lambda a: (
+        "the timelock delay has not passed yet (or the proposal was not queued); wait, then execute"
+        if int.from_bytes(a['expectedStates'], "big") == 0b100 else "the timelock operation is not in the expected state"
+    ),
+    "TimelockInsufficientDelay": lambda a: f"the timelock needs a delay of at least {a['minDelay']} seconds",
+    "AccessControlUnauthorizedAccount": lambda a: f"{a['account']} lacks the role this call needs",
+    "MembershipLengthMismatch": lambda a: "every member needs a voting power",
+    "NoMembers": lambda a: "a consortium needs at least one member",
+    "ZeroMemberVotes": lambda a: f"member {a['member']} needs a voting power above 0",
     "ERC721NonexistentToken": lambda a: f"there is no dataset #{a['tokenId']}",
 }
 

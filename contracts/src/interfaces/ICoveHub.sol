@@ -17,7 +17,7 @@ interface ICoveHub {
     function policyOf(uint256 datasetId) external view returns (Policy memory policy, uint32 version);
 
     /// @notice The dataset's datatoken, policy version and policy, in one call; reverts
-    /// `UnknownDataset` for a missing id.
+    /// `UnknownDataset` for a missing id and `JobsPaused` while new jobs are paused.
     function jobTermsOf(uint256 datasetId)
         external
         view

@@ -31,19 +31,45 @@ struct Policy {
 }
 
 /**
+ * @notice How a dataset's policy is stored: the fields of {Policy} in the same order, plus the
+ * flag that pauses new compute jobs, which fits the spare bytes of the second slot. Every
+ * compute-job request reads the whole policy, so it reads the flag at no extra cold slot.
+ * @dev The flag is not part of the policy: {AccessPolicies.setPolicy} keeps it and does not
+ * change it, and it has no version.
+ */
+struct PolicyRecord {
+    address paymentToken;
+    uint96 price;
+    uint40 expiry;
+    uint32 budget;
+    uint32 perJobCap;
+    uint64 delta;
+    uint16 maxEpochs;
+    uint16 freeCap;
+    bool computeOnly;
+    /// True while the policy controller has paused new compute jobs (see {AccessPolicies.setJobsPaused}).
+    bool jobsPaused;
+    bytes32 allowlistRoot;
+    bytes32 modelFamiliesRoot;
+}
+
+/**
  * @title AccessPolicies
- * @notice Versioned access policies, one per dataset. Only a dataset's policy controller
- * (its owner, or a timelock for a governed dataset) changes its policy.
+ * @notice Versioned access policies, one per dataset, and a switch that pauses new compute
+ * jobs. Only a dataset's policy controller (its owner, or a timelock for a governed dataset)
+ * changes its policy or pauses its jobs.
  */
 abstract contract AccessPolicies {
     uint256 internal constant DELTA_ONE = 1e18;
 
-    mapping(uint256 datasetId => Policy) internal _policies;
+    mapping(uint256 datasetId => PolicyRecord) internal _policies;
 
     /// @notice A dataset's policy was set; `version` counts from 1. `listsDigest` is the
     /// sha256 digest of the raw CIDv1 of the JSON document listing the allowlist and the
     /// model families behind the two Merkle roots (0 when both lists are empty).
     event PolicyUpdated(uint256 indexed datasetId, uint32 indexed version, Policy policy, bytes32 listsDigest);
+    /// @notice New compute jobs on `datasetId` were paused (`paused` true) or allowed again.
+    event JobsPausedSet(uint256 indexed datasetId, bool paused);
 
     /// @notice The privacy budget must be positive.
     error InvalidPrivacyBudget();
@@ -59,6 +85,8 @@ abstract contract AccessPolicies {
     error MissingFreeCap();
     /// @notice The expiry lies in the past.
     error ExpiryInPast(uint40 expiry, uint256 nowTimestamp);
+    /// @notice New compute jobs on `datasetId` are paused by its policy controller.
+    error JobsPaused(uint256 datasetId);
 
     /**
      * @notice Replaces the policy of `datasetId` and bumps its version.
@@ -72,7 +100,27 @@ abstract contract AccessPolicies {
     /// @notice The current policy of `datasetId` and its version.
     function policyOf(uint256 datasetId) external view returns (Policy memory policy, uint32 version) {
         version = _policyVersion(datasetId);
-        policy = _policies[datasetId];
+        policy = _policyOfRecord(_policies[datasetId]);
+    }
+
+    /**
+     * @notice Pauses (`paused` true) or resumes new compute jobs on `datasetId`: while paused,
+     * `ComputeJobs.request` reverts JobsPaused. Jobs already requested run on (accept,
+     * complete, fail and refund are unaffected), and credits can still be bought. Setting the
+     * current value again is allowed and emits the event again.
+     * @dev Only the dataset's policy controller (for a governed dataset: its timelock, so a
+     * proposal). Independent of the policy: no version bump, and {setPolicy} keeps it.
+     */
+    function setJobsPaused(uint256 datasetId, bool paused) external {
+        _requirePolicyController(datasetId);
+        _policies[datasetId].jobsPaused = paused;
+        emit JobsPausedSet(datasetId, paused);
+    }
+
+    /// @notice Whether new compute jobs on `datasetId` are paused (see {setJobsPaused}).
+    function jobsPaused(uint256 datasetId) external view returns (bool) {
+        _policyVersion(datasetId); // reverts UnknownDataset for a missing id
+        return _policies[datasetId].jobsPaused;
     }
 
     /**
@@ -98,8 +146,37 @@ abstract contract AccessPolicies {
 
     function _setPolicy(uint256 datasetId, Policy calldata policy, bytes32 listsDigest) internal {
         checkPolicy(policy);
-        _policies[datasetId] = policy;
+        // Field by field, so that the record's jobsPaused flag is kept.
+        PolicyRecord storage stored = _policies[datasetId];
+        stored.paymentToken = policy.paymentToken;
+        stored.price = policy.price;
+        stored.expiry = policy.expiry;
+        stored.budget = policy.budget;
+        stored.perJobCap = policy.perJobCap;
+        stored.delta = policy.delta;
+        stored.maxEpochs = policy.maxEpochs;
+        stored.freeCap = policy.freeCap;
+        stored.computeOnly = policy.computeOnly;
+        stored.allowlistRoot = policy.allowlistRoot;
+        stored.modelFamiliesRoot = policy.modelFamiliesRoot;
         emit PolicyUpdated(datasetId, _bumpPolicyVersion(datasetId), policy, listsDigest);
+    }
+
+    /// @dev The {Policy} part of a stored record (everything but the jobs-paused flag).
+    function _policyOfRecord(PolicyRecord storage stored) internal view returns (Policy memory) {
+        return Policy({
+            paymentToken: stored.paymentToken,
+            price: stored.price,
+            expiry: stored.expiry,
+            budget: stored.budget,
+            perJobCap: stored.perJobCap,
+            delta: stored.delta,
+            maxEpochs: stored.maxEpochs,
+            freeCap: stored.freeCap,
+            computeOnly: stored.computeOnly,
+            allowlistRoot: stored.allowlistRoot,
+            modelFamiliesRoot: stored.modelFamiliesRoot
+        });
     }
 
     /// @dev Reverts unless the caller controls the policy of `datasetId`.

@@ -6,7 +6,7 @@ import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC2
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
-import {Policy} from "./AccessPolicies.sol";
+import {PolicyRecord} from "./AccessPolicies.sol";
 
 /**
  * @title Market
@@ -81,7 +81,7 @@ abstract contract Market is ReentrancyGuardTransient {
 
     function _buy(uint256 datasetId, uint64 credits, uint256 maxCost, bytes32[] calldata proof) private {
         (address owner, address datatoken) = _saleParties(datasetId);
-        Policy storage policy = _policyStorage(datasetId);
+        PolicyRecord storage policy = _policyStorage(datasetId);
         if (credits == 0) revert ZeroCredits();
         _requireBuyer(datasetId, policy, proof);
 
@@ -99,7 +99,7 @@ abstract contract Market is ReentrancyGuardTransient {
     }
 
     /// @dev Reverts unless the policy is live and admits the caller.
-    function _requireBuyer(uint256 datasetId, Policy storage policy, bytes32[] calldata proof) private view {
+    function _requireBuyer(uint256 datasetId, PolicyRecord storage policy, bytes32[] calldata proof) private view {
         uint40 expiry = policy.expiry;
         if (expiry != 0 && block.timestamp > expiry) revert PolicyExpired(datasetId, expiry);
         bytes32 root = policy.allowlistRoot;
@@ -123,7 +123,7 @@ abstract contract Market is ReentrancyGuardTransient {
     /// @dev The owner paid and the datatoken minted in a sale; reverts for an unknown dataset.
     function _saleParties(uint256 datasetId) internal view virtual returns (address owner, address datatoken);
 
-    function _policyStorage(uint256 datasetId) internal view virtual returns (Policy storage);
+    function _policyStorage(uint256 datasetId) internal view virtual returns (PolicyRecord storage);
 
     function _mintCredits(address datatoken, address to, uint256 amount) internal virtual;
 }
