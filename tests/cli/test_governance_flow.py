@@ -32,6 +32,8 @@ def test_three_member_consortium_raises_a_budget_by_vote(cove, tmp_path: Path) -
         assert cove("deploy").exit_code == 0
         assert cove("gov", "deploy", "--name", "hospitals", *members, "--voting-delay", "60",
                     "--voting-period", "3600", "--timelock-delay", "600").exit_code == 0  # fmt: skip
+        # Voting power counts from one second after it was delegated (at mint): let it pass.
+        assert cove("chain", "mine", "--seconds", "1").exit_code == 0
         published = cove("publish", str(data), "--name", "Registry", "--budget", "2", "--per-job-cap", "2",
                          "--free-cap", "5", "--governed-by", "hospitals")  # fmt: skip
         assert published.exit_code == 0, published.stderr
