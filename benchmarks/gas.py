@@ -44,6 +44,10 @@ OCEAN = {
     "request (later job)": ("270k (compute escrow lock)", 200_000),
     "accept (runner claims)": ("217k (claim)", None),
     "complete": ("217k (claim)", 150_000),
+    "governance: propose (set policy)": ("n/a", None),
+    "governance: vote": ("n/a", None),
+    "governance: queue": ("n/a", None),
+    "governance: execute (policy update via timelock)": ("n/a", None),
 }
 
 
@@ -85,6 +89,7 @@ def measure(home: Path) -> dict[str, int]:
         tx_hash, _ = set_policy(client[0], open_id, terms)
         gas["policy update"] = int(client[0].session.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])
         gas.update(_job_gas(client[0], client[2], open_id))
+        gas.update(_governance_gas(home, client, open_id))
         return gas
     finally:
         chain.down()
@@ -119,6 +124,40 @@ def _job_gas(owner: CoveClient, buyer: CoveClient, dataset_id: int) -> dict[str,
         "accept (runner claims)": gas_of("JobAccepted"),
         "complete": gas_of("JobCompleted"),
     }
+
+
+def _governance_gas(home: Path, client: dict[int, CoveClient], dataset_id: int) -> dict[str, int]:
+    """One proposal's life: a consortium of three raises the dataset's budget."""
+    from exchange.governance import ConsortiumBook, build_actions, deploy_consortium
+
+    owner, proposer = client[0], client[1]
+    members = {dev_account(i).address: votes * 10**18 for i, votes in ((1, 40), (2, 35), (3, 25))}
+    consortium = deploy_consortium(owner.session, ConsortiumBook(HomeLayout(home).deployments), name="bench",
+                                   members=members, voting_delay=60, voting_period=3600, min_delay=600)  # fmt: skip
+    owner.session.transact(owner.cove.functions.setPolicyController(dataset_id, consortium.timelock))
+    w3 = owner.session.w3
+
+    def advance(seconds: int) -> None:
+        w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    advance(1)
+    actions = build_actions(proposer, consortium, dataset_id, {"budget": "12"})
+    governor = proposer.session.contract("CoveGovernor", consortium.governor)
+    description = "Raise the budget"
+    args = ([a.target for a in actions], [0] * len(actions), [a.calldata for a in actions])
+    gas = {"governance: propose (set policy)": proposer.session.transact(governor.functions.propose(*args, description))}
+    proposal = int(proposer.session.call(governor.functions.getProposalId(*args, w3.keccak(text=description))))
+    advance(61)
+    gas["governance: vote"] = proposer.session.transact(governor.functions.castVote(proposal, 1))
+    client[2].session.transact(client[2].session.contract("CoveGovernor", consortium.governor).functions.castVote(proposal, 1))
+    advance(3601)
+    gas["governance: queue"] = proposer.session.transact(governor.functions.queue(*args, w3.keccak(text=description)))
+    advance(601)
+    gas["governance: execute (policy update via timelock)"] = proposer.session.transact(
+        governor.functions.execute(*args, w3.keccak(text=description))
+    )
+    return {flow: int(receipt["gasUsed"]) for flow, receipt in gas.items()}
 
 
 def main() -> None:

@@ -149,6 +149,7 @@ def _story(root: Path, layout: HomeLayout, rpc_url: str, out: Console) -> dict[s
         f"(majority class {majority:.1%}); trained on {record.device}, sandbox {record.sandbox}"
     )
     out.print(f"10. privacy: this job spent ε {record.epsilon / 1e6:g} at δ {record.delta / 1e18:g}; the dataset has spent ε {spent:g} of 6")
+    new_budget = _governance_round(owner, layout, rpc_url, published.dataset_id, out)
     out.rule(f"done in {time.monotonic() - started:.0f} s")
     return {
         "dataset_id": published.dataset_id,
@@ -160,4 +161,40 @@ def _story(root: Path, layout: HomeLayout, rpc_url: str, out: Console) -> dict[s
         "accuracy": accuracy,
         "majority_baseline": float(majority),
         "verified": result.verified,
+        "governed_budget": new_budget,
     }
+
+
+def _governance_round(owner: CoveClient, layout: HomeLayout, rpc_url: str, dataset_id: int, out: Console) -> float:
+    """Three hospitals take over the dataset's policy and vote its budget from 6 to 8."""
+    from exchange.catalog import policy_of
+    from exchange.governance import ConsortiumBook, build_actions, deploy_consortium, execute, propose, queue, vote
+
+    members = {dev_account(i).address: votes * 10**18 for i, votes in ((2, 40), (3, 35), (4, 25))}
+    consortium = deploy_consortium(
+        owner.session, ConsortiumBook(layout.deployments), name="hospitals", members=members,
+        voting_delay=60, voting_period=3600, min_delay=600, quorum_percent=30,
+    )  # fmt: skip
+    owner.session.transact(owner.cove.functions.setPolicyController(dataset_id, consortium.timelock))
+    out.print(f"11. governance: the hospital hands the policy of #{dataset_id} to a 3-member consortium's timelock")
+    clients = {i: CoveClient.open(rpc_url, dev_account(i), owner.home.root) for i in (2, 3, 4)}
+    _advance(owner, 1)  # voting power counts from one second after it was delegated
+    actions = build_actions(clients[2], consortium, dataset_id, {"budget": "8"})
+    proposal = propose(clients[2], consortium, actions, "Raise the privacy budget to 8 for a second study")
+    _advance(owner, 61)
+    for i, choice in ((2, "for"), (3, "for"), (4, "against")):
+        vote(clients[i], consortium, proposal, choice)
+    out.print("    proposal: budget 6 → 8; votes: 40 for, 35 for, 25 against")
+    _advance(owner, 3601)
+    queue(clients[2], consortium, proposal)
+    _advance(owner, 601)
+    execute(clients[2], consortium, proposal)
+    terms, version, _ = policy_of(owner, dataset_id)
+    out.print(f"    queued, timelock delay passed, executed: policy v{version}, budget ε {terms.budget}")
+    return float(terms.budget)
+
+
+def _advance(client: CoveClient, seconds: int) -> None:
+    """Moves the local chain's clock (voting periods and timelock delays pass in a moment)."""
+    client.session.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    client.session.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]

@@ -20,3 +20,4 @@ def test_demo_trains_a_verified_private_model(tmp_path: Path) -> None:
     # A DP model that learned something: clearly above always answering the majority class.
     assert outcome["accuracy"] > outcome["majority_baseline"] + 0.1
     assert outcome["publish_gas"] <= 450_000 and outcome["request_gas"] <= 200_000
+    assert outcome["governed_budget"] == 8.0  # the consortium voted the budget up
