@@ -53,6 +53,9 @@ def test_three_member_consortium_raises_a_budget_by_vote(cove, tmp_path: Path) -
         bad = cove("gov", "propose", "--dataset", "1", "--set", "per_job_cap=3", "--description", "x", "-a", "dev1")
         assert bad.exit_code != 0 and "must be positive and at most the budget" in bad.stderr
 
+        outsider = cove("gov", "propose", "--dataset", "1", "--set", "budget=8", "--description", "x", "-a", "dev5")
+        assert outsider.exit_code != 0 and "has 0 votes but proposing needs 1" in outsider.stderr
+
         proposed = cove("gov", "propose", "--dataset", "1", "--set", "budget=8",
                         "--description", "Raise the privacy budget to 8", "-a", "dev1", "--json")  # fmt: skip
         assert proposed.exit_code == 0, proposed.stderr
@@ -78,6 +81,9 @@ def test_three_member_consortium_raises_a_budget_by_vote(cove, tmp_path: Path) -
         assert not_yet.exit_code != 0 and "timelock delay" in not_yet.stderr
         assert cove("chain", "mine", "--seconds", "601").exit_code == 0
         assert cove("gov", "execute", pid).exit_code == 0
+
+        # Delegating now moves voting power for later proposals only.
+        assert cove("gov", "delegate", dev_account(1).address, "-a", "dev3").exit_code == 0
 
         policy = cove("policy", "show", "1", "--json").json()
         assert (policy["version"], policy["budget"]) == (2, "8")
