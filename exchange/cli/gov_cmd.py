@@ -144,6 +144,11 @@ def delegate_cmd(
     success(f"{client.session.sender} delegated to {to}")
 
 
+def _run_step(step, proposal: str, consortium: str | None, home, rpc, account) -> None:  # type: ignore[no-untyped-def]
+    client = open_client(home, rpc, account)
+    step(client, _book(home).get(client.session.chain_id, consortium), _proposal_id(proposal))
+
+
 @app.command("queue")
 def queue_cmd(
     proposal: str = typer.Argument(..., help="Proposal id."),
@@ -153,8 +158,7 @@ def queue_cmd(
     account: AccountOption = None,
 ) -> None:
     """Queue a passed proposal in the timelock."""
-    client = open_client(home, rpc, account)
-    queue(client, _book(home).get(client.session.chain_id, consortium), _proposal_id(proposal))
+    _run_step(queue, proposal, consortium, home, rpc, account)
     success("proposal queued; execute it once the timelock delay has passed")
 
 
@@ -167,6 +171,5 @@ def execute_cmd(
     account: AccountOption = None,
 ) -> None:
     """Execute a queued proposal after the timelock delay."""
-    client = open_client(home, rpc, account)
-    execute(client, _book(home).get(client.session.chain_id, consortium), _proposal_id(proposal))
+    _run_step(execute, proposal, consortium, home, rpc, account)
     success("proposal executed")
