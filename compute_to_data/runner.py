@@ -77,7 +77,10 @@ class Runner:
         self.client = client
         self.limits = limits or RunnerLimits()
         self.address = client.session.sender
-        self.data_files = data_files or OwnedDatasets(client.home.owned).files(client.session.chain_id, client.cove.address)
+        # Files given explicitly are fixed; otherwise those `cove publish` recorded, re-read at
+        # every poll so datasets published while the runner runs are served too.
+        self._fixed_files = data_files
+        self.data_files = data_files or self._recorded_files()
         name = f"{client.session.chain_id}-{client.jobs.address.lower()}-{self.address.lower()}"
         self.state = state or RunnerState(client.home.runner / f"{name}.sqlite")
         self.outputs = client.home.runner / f"{name}-outputs"
@@ -107,6 +110,8 @@ class Runner:
 
     def poll(self) -> list[int]:
         """Handles new requests and open jobs once; returns the ids it finished."""
+        if self._fixed_files is None:
+            self.data_files = self._recorded_files()
         events, next_block = self._new_requests()
         for event in events:
             job_id = int(event["jobId"])
@@ -115,6 +120,9 @@ class Runner:
         # Only now that every new job is recorded may the cursor move past them.
         self.state.set_cursor("requests", next_block)
         return [record.job_id for record in self.state.in_stage(Stage.SEEN) if self._handle(record)]
+
+    def _recorded_files(self) -> dict[int, Path]:
+        return OwnedDatasets(self.client.home.owned).files(self.client.session.chain_id, self.client.cove.address)
 
     # ------------------------------------------------------------------ one job
 
