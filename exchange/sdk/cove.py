@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
 
 from exchange.accounts import PASSWORD_ENV, Keystore, dev_account, is_dev_account_name, resolve_dev_account
 from exchange.catalog import datasets_frame
@@ -38,6 +39,8 @@ from exchange.chain.deployment import deploy, deployment_file
 from exchange.chain.session import ChainSession, connect
 from exchange.client import CoveClient
 from exchange.errors import AccountError, ChainError, CoveError, InputError
+from exchange.governance import ConsortiumBook
+from exchange.governance import deploy_consortium as deploy_governance
 from exchange.jobs import list_jobs
 from exchange.market import balances
 from exchange.paths import HomeLayout, cove_home
@@ -45,6 +48,7 @@ from exchange.policy import parse_terms
 from exchange.publish import publish_dataset
 from exchange.sdk import display, ipython, ledger
 from exchange.sdk.dataset import Dataset
+from exchange.sdk.governance import Consortium
 from exchange.sdk.job import Job
 
 log = logging.getLogger("cove.sdk")
@@ -326,6 +330,35 @@ class Cove:
             (found.payment_symbol or "payment token"): None if found.payment_balance is None else float(found.payment_balance),
             "credits": {c.dataset_id: int(c.credits) for c in found.credits},
         }
+
+    def deploy_consortium(
+        self, name: str, members: dict[str, float], *, voting_delay: int = 60, voting_period: int = 3600,
+        timelock_delay: int = 600, quorum_percent: int = 30, threshold: int = 1,
+    ) -> Consortium:  # fmt: skip
+        """Deploys a consortium; `members` maps accounts (dev2, keystore names) or addresses to votes."""
+        addresses = {self._address_of(who): int(votes * 10**18) for who, votes in members.items()}
+        record = deploy_governance(
+            self.client.session, ConsortiumBook(self.client.home.deployments), name=name, members=addresses,
+            voting_delay=voting_delay, voting_period=voting_period, min_delay=timelock_delay,
+            quorum_percent=quorum_percent, threshold=threshold,
+        )  # fmt: skip
+        self.advance(1)  # voting power counts from one second after it was delegated (at mint)
+        return Consortium(self, record)
+
+    def consortium(self, name: str | None = None) -> Consortium:
+        """A known consortium, acting as this account (`cove.use("dev2").consortium()`)."""
+        return Consortium(self, ConsortiumBook(self.client.home.deployments).get(self.chain_id, name))
+
+    def advance(self, seconds: int) -> None:
+        """Moves the LOCAL chain's clock forward and mines a block (voting periods, timelock delays)."""
+        if self.chain_id != LOCAL_CHAIN_ID:
+            raise InputError("Only the local chain's time can be moved.")
+        provider = self.client.session.w3.provider
+        provider.make_request("evm_increaseTime", [int(seconds)])  # type: ignore[arg-type]
+        provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    def _address_of(self, who: str) -> str:
+        return who if Web3.is_address(who) else self.use(who).address
 
     def faucet(self, amount: float = 1000) -> float:
         """Mints `amount` test dollars (tUSD, the local chain's payment token) to this account."""
