@@ -42,7 +42,7 @@ from exchange.owned import OwnedDatasets
 from exchange.policy import model_family_hash
 from exchange.jobs import job_info
 from exchange.provenance import ProvenanceRecord, record_hash, sha256_hex, sign
-from exchange.storage import Cid, build_dag, canonical_json
+from exchange.storage import Cid, build_dag
 from exchange.units import DELTA_SCALE
 
 log = logging.getLogger("cove.runner")

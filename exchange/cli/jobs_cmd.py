@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, open_client
-from exchange.cli.output import console, fields, print_json, success, table
+from exchange.cli.output import console, print_json, success, table
 from exchange.errors import CoveError, InputError, ProvenanceError
 
 runner_app = typer.Typer(help="The owner's compute-to-data runner.", no_args_is_help=True)
