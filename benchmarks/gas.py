@@ -136,11 +136,7 @@ def _governance_gas(home: Path, client: dict[int, CoveClient], dataset_id: int) 
                                    members=members, voting_delay=60, voting_period=3600, min_delay=600)  # fmt: skip
     owner.session.transact(owner.cove.functions.setPolicyController(dataset_id, consortium.timelock))
     w3 = owner.session.w3
-
-    def advance(seconds: int) -> None:
-        w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-
+    advance = owner.session.advance_time
     advance(1)
     actions = build_actions(proposer, consortium, dataset_id, {"budget": "12"})
     governor = proposer.session.contract("CoveGovernor", consortium.governor)

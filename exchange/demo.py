@@ -178,23 +178,18 @@ def _governance_round(owner: CoveClient, layout: HomeLayout, rpc_url: str, datas
     owner.session.transact(owner.cove.functions.setPolicyController(dataset_id, consortium.timelock))
     out.print(f"11. governance: the hospital hands the policy of #{dataset_id} to a 3-member consortium's timelock")
     clients = {i: CoveClient.open(rpc_url, dev_account(i), owner.home.root) for i in (2, 3, 4)}
-    _advance(owner, 1)  # voting power counts from one second after it was delegated
+    owner.session.advance_time(1)  # voting power counts from one second after it was delegated
     actions = build_actions(clients[2], consortium, dataset_id, {"budget": "8"})
     proposal = propose(clients[2], consortium, actions, "Raise the privacy budget to 8 for a second study")
-    _advance(owner, 61)
+    owner.session.advance_time(61)
     for i, choice in ((2, "for"), (3, "for"), (4, "against")):
         vote(clients[i], consortium, proposal, choice)
     out.print("    proposal: budget 6 → 8; votes: 40 for, 35 for, 25 against")
-    _advance(owner, 3601)
+    owner.session.advance_time(3601)
     queue(clients[2], consortium, proposal)
-    _advance(owner, 601)
+    owner.session.advance_time(601)
     execute(clients[2], consortium, proposal)
     terms, version, _ = policy_of(owner, dataset_id)
     out.print(f"    queued, timelock delay passed, executed: policy v{version}, budget ε {terms.budget}")
     return float(terms.budget)
 
-
-def _advance(client: CoveClient, seconds: int) -> None:
-    """Moves the local chain's clock (voting periods and timelock delays pass in a moment)."""
-    client.session.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-    client.session.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from typing import Any
 
 from web3.logs import DISCARD
 
-from exchange.catalog import dataset_view, policy_of
+from exchange.catalog import DatasetView, dataset_view
 from exchange.client import CoveClient
 from exchange.crypto import decrypt_with, public_key_of
 from exchange.errors import InputError, PrivacyError, ProvenanceError, SpecError
@@ -72,21 +72,39 @@ class JobResult:
         return all(c.passed for c in self.checks)
 
 
-def price_job(client: CoveClient, dataset_id: int, spec: ModelSpec) -> tuple[DpParams, tuple[int, ...], int, int]:
-    """The job's DP parameters, fixed-point curve, ε and composed ε (millionths), or a refusal."""
+@dataclass(frozen=True)
+class JobQuote:
+    """What a job would cost, priced exactly as the chain and the runner will charge it."""
+
+    view: DatasetView
+    params: DpParams
+    curve: tuple[int, ...]  # fixed point, as the request carries it
+    epsilon: int  # the job's own ε, millionths
+    composed: int  # the dataset's ε after this job, millionths
+
+
+def check_spec_policy(spec: ModelSpec, policy: Any, dataset_id: int) -> None:
+    """The policy's refusals of a spec (δ, epochs, model family), in the chain's words.
+
+    `policy` is anything with PolicyTerms' fields (`delta`, `max_epochs`, `model_families`).
+    """
+    if spec.dp.delta != float(policy.delta):
+        raise SpecError(f"The spec's δ ({spec.dp.delta}) must be the dataset's δ ({float(policy.delta)}).")
+    if spec.epochs > policy.max_epochs:
+        raise SpecError(f"The spec trains {spec.epochs} epochs; dataset #{dataset_id} allows at most {policy.max_epochs}.")
+    families = getattr(policy, "model_families", ())
+    if families and spec.family not in families:
+        raise SpecError(f"Dataset #{dataset_id} allows the model families {', '.join(families)}, not {spec.family!r}.")
+
+
+def price_job(client: CoveClient, dataset_id: int, spec: ModelSpec) -> JobQuote:
+    """The job's DP parameters, curve, ε and composed ε, or the refusal the chain would give."""
     view = dataset_view(client, dataset_id)
     if view.metadata is None:
         raise InputError(f"The metadata of dataset #{dataset_id} is not in reach; its schema is needed for a spec.")
     spec.check_against(view.metadata.schema_)
     policy = view.policy
-    if spec.dp.delta != float(policy.delta):
-        raise SpecError(f"The spec's δ ({spec.dp.delta}) must be the dataset's δ ({float(policy.delta)}).")
-    if spec.epochs > policy.max_epochs:
-        raise SpecError(f"The spec trains {spec.epochs} epochs; dataset #{dataset_id} allows at most {policy.max_epochs}.")
-    if policy.model_families and spec.family not in policy.model_families:
-        raise SpecError(
-            f"Dataset #{dataset_id} allows the model families {', '.join(policy.model_families)}, not {spec.family!r}."
-        )
+    check_spec_policy(spec, policy, dataset_id)
     params = DpParams.for_spec(spec, view.rows)
     curve = params.curve_fixed()
     own = epsilon_fixed(curve, params.delta)
@@ -105,7 +123,7 @@ def price_job(client: CoveClient, dataset_id: int, spec: ModelSpec) -> tuple[DpP
             f"Dataset #{dataset_id} has not enough privacy budget left: it has spent ε {epsilon_from_fixed(spent)} "
             f"of ε {policy.budget}, and this job would bring it to ε {epsilon_from_fixed(composed)}."
         )
-    return params, curve, own, composed
+    return JobQuote(view, params, curve, own, composed)
 
 
 def request_job(
@@ -113,10 +131,9 @@ def request_job(
 ) -> JobTicket:
     """Spends one credit of `dataset_id` on training `spec`; the runner takes it from there."""
     buyer = client.session.sender
-    params, curve, own, composed = price_job(client, dataset_id, spec)
-    terms, _, _ = policy_of(client, dataset_id)
-    record = client.session.call(client.cove.functions.datasetOf(dataset_id))
-    credits = client.session.call(client.datatoken(record[2]).functions.balanceOf(buyer))
+    quote = price_job(client, dataset_id, spec)
+    terms = quote.view.policy
+    credits = client.session.call(client.datatoken(quote.view.datatoken).functions.balanceOf(buyer))
     if credits < CREDIT:
         raise InputError(f"{buyer} holds no credit of dataset #{dataset_id}; buy one with `cove buy {dataset_id}`.")
 
@@ -139,8 +156,8 @@ def request_job(
         dataset_id,
         bytes.fromhex(spec.spec_hash()[2:]),
         spec_digest,
-        params.to_onchain().as_tuple(),
-        list(curve),
+        quote.params.to_onchain().as_tuple(),
+        list(quote.curve),
         family,
         family_proof,
         allow_proof,
@@ -156,8 +173,8 @@ def request_job(
         job_id=int(event["jobId"]),
         dataset_id=dataset_id,
         spec_hash=spec.spec_hash(),
-        epsilon=float(epsilon_from_fixed(own)),
-        composed_epsilon=float(epsilon_from_fixed(composed)),
+        epsilon=float(epsilon_from_fixed(quote.epsilon)),
+        composed_epsilon=float(epsilon_from_fixed(quote.composed)),
         tx_hash=receipt["transactionHash"].to_0x_hex(),
         gas_used=int(receipt["gasUsed"]),
     )

@@ -22,7 +22,8 @@ from web3.types import TxReceipt
 
 from exchange.chain.artifacts import load_artifact
 from exchange.chain.reverts import describe_revert
-from exchange.errors import AccountError, ChainError, RpcUnreachable, TransactionReverted
+from exchange.chain.anvil import LOCAL_CHAIN_ID
+from exchange.errors import AccountError, ChainError, InputError, RpcUnreachable, TransactionReverted
 
 RECEIPT_TIMEOUT_S = 120
 
@@ -61,6 +62,15 @@ class ChainSession:
         self.w3 = w3
         self.account = account
         self.chain_id = int(w3.eth.chain_id)
+
+    def advance_time(self, seconds: int, blocks: int = 1) -> None:
+        """Moves the LOCAL chain's clock forward by `seconds`, then mines `blocks` blocks, so
+        voting periods and timelock delays pass in a moment. Refused on any other chain."""
+        if self.chain_id != LOCAL_CHAIN_ID:
+            raise InputError("Only the local chain's time can be moved.")
+        if seconds:
+            self.w3.provider.make_request("evm_increaseTime", [int(seconds)])  # type: ignore[arg-type]
+        self.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
 
     def contract(self, artifact: str, address: str) -> Contract:
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact(artifact).abi)

@@ -9,7 +9,7 @@ from exchange.chain.deployment import deploy, deployment_file, load_deployment
 from exchange.chain.session import ChainSession, connect
 from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, layout, resolve_rpc, unlock
 from exchange.cli.output import console, fields, print_json, success
-from exchange.errors import InputError, NotDeployed
+from exchange.errors import NotDeployed
 
 app = typer.Typer(help="Start, stop and inspect the local anvil chain.", no_args_is_help=True)
 
@@ -64,11 +64,7 @@ def mine(
 ) -> None:
     """Move the local chain's time and mine blocks (to get through voting periods and delays)."""
     session = ChainSession(connect(resolve_rpc(home, rpc)))
-    if session.chain_id != LOCAL_CHAIN_ID:
-        raise InputError("Only the local chain's time can be moved.")
-    if seconds:
-        session.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-    session.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+    session.advance_time(seconds, blocks)
     block = session.w3.eth.get_block("latest")
     if json:
         print_json({"block": int(block["number"]), "timestamp": int(block["timestamp"])})

@@ -351,11 +351,7 @@ class Cove:
 
     def advance(self, seconds: int) -> None:
         """Moves the LOCAL chain's clock forward and mines a block (voting periods, timelock delays)."""
-        if self.chain_id != LOCAL_CHAIN_ID:
-            raise InputError("Only the local chain's time can be moved.")
-        provider = self.client.session.w3.provider
-        provider.make_request("evm_increaseTime", [int(seconds)])  # type: ignore[arg-type]
-        provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        self.client.session.advance_time(seconds)
 
     def _address_of(self, who: str) -> str:
         return who if Web3.is_address(who) else self.use(who).address

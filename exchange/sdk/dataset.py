@@ -258,14 +258,14 @@ class Dataset:
         from exchange.jobs import price_job
 
         spec = self.check(spec)
-        params, _, own, composed = price_job(self._cove.client, self.id, spec)
+        quote = price_job(self._cove.client, self.id, spec)
         return {
-            "epsilon": own / 10**6,
-            "composed_epsilon": composed / 10**6,
-            "budget_remaining_after": max(0.0, self.budget - composed / 10**6),
-            "noise_multiplier": params.noise_multiplier,
-            "sample_rate": params.sample_rate,
-            "steps": params.steps,
+            "epsilon": quote.epsilon / 10**6,
+            "composed_epsilon": quote.composed / 10**6,
+            "budget_remaining_after": max(0.0, self.budget - quote.composed / 10**6),
+            "noise_multiplier": quote.params.noise_multiplier,
+            "sample_rate": quote.params.sample_rate,
+            "steps": quote.params.steps,
         }
 
     def train(self, spec: Any, *, deadline_hours: float = 24) -> Job:

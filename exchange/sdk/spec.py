@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from exchange.datasets import DatasetMetadata, DatasetSchema
 from exchange.errors import SpecError
+from exchange.jobs import check_spec_policy
 from exchange.ml.spec import ENCODED_KINDS, TASK_TARGET_KINDS, ModelSpec, target_classes
 
 if TYPE_CHECKING:
@@ -154,18 +155,14 @@ class Spec:
 
 def check_spec(spec: ModelSpec, dataset: Any) -> None:
     """The checks a spec must pass before it is sent: the runner's schema check, then the
-    dataset's policy (δ, epochs) and its row count (batch size). SpecError on the first."""
+    dataset's policy (δ, epochs, model family) and its row count (batch size). SpecError on
+    the first."""
     schema = _schema_of(dataset)
     assert schema is not None
     spec.check_against(schema)
     policy = getattr(dataset, "policy", None)
-    delta = _policy_delta(policy)
-    if delta is not None and spec.dp.delta != delta:
-        raise SpecError(f"The spec's δ ({spec.dp.delta}) must be the dataset's δ ({delta}).")
-    max_epochs = getattr(policy, "max_epochs", None)
-    name = f"dataset #{dataset.id}" if hasattr(dataset, "id") else "the dataset"
-    if isinstance(max_epochs, int) and spec.epochs > max_epochs:
-        raise SpecError(f"The spec trains {spec.epochs} epochs; {name} allows at most {max_epochs}.")
+    if policy is not None:
+        check_spec_policy(spec, policy, dataset.id)
     rows = getattr(dataset, "rows", None)
     if isinstance(rows, int) and spec.expected_batch_size > rows:
         raise SpecError(
