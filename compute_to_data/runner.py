@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -32,20 +33,24 @@ from typing import Any
 from compute_to_data.job_training import TrainingOrder, TrainingOutput
 from compute_to_data.sandbox import SandboxPolicy, run_sandboxed
 from compute_to_data.state import JobRecord, RunnerState, Stage
+from compute_to_data.training import library_versions
 from exchange.catalog import dataset_view
 from exchange.client import CoveClient
 from exchange.crypto import encrypt_to
-from exchange.errors import CoveError, SandboxError, TransactionReverted
-from exchange.ml.accounting import DpParams, DpParamsOnchain, epsilon_fixed
+from exchange.errors import ChainError, CoveError, SandboxError, TransactionReverted
+from exchange.ml.accounting import ORDERS_FIXED, DpParams, DpParamsOnchain, epsilon_fixed
 from exchange.ml.spec import ModelSpec
+from exchange.ml.weights import export_weights, load_weights
 from exchange.owned import OwnedDatasets
 from exchange.policy import model_family_hash
-from exchange.jobs import job_info
+from exchange.jobs import job_event, job_info
 from exchange.provenance import ProvenanceRecord, record_hash, sha256_hex, sign
 from exchange.storage import Cid, build_dag
 from exchange.units import DELTA_SCALE
 
 log = logging.getLogger("cove.runner")
+# What a training device may be called in provenance: "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)".
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?( \([\w .()-]{1,80}\))?)$")
 
 GIB = 1024**3
 
@@ -98,15 +103,16 @@ class Runner:
     def recover(self) -> None:
         """Settles jobs a previous run left half-way (see the module doc)."""
         for record in self.state.in_stage(Stage.SEEN, Stage.ACCEPTED, Stage.TRAINED):
-            status = self._status(record.job_id)
+            info = job_info(self.client, record.job_id)
+            ours = info.runner is not None and info.runner.lower() == self.address.lower()
             if record.stage is Stage.TRAINED:
-                self._finish(record, status)
-            elif status == "accepted" and self._claimed_by_us(record.job_id):
+                self._finish(record, info.status)
+            elif info.status == "accepted" and ours:
                 if record.stage is Stage.SEEN:
                     self.state.advance(record.job_id, Stage.ACCEPTED)
                 self._fail(record.job_id, "The runner restarted before training finished; nothing was released.")
-            elif status != "requested":
-                self.state.advance(record.job_id, Stage.FAILED, reason=f"closed on-chain as {status}")
+            elif info.status != "requested":
+                self.state.advance(record.job_id, Stage.FAILED, reason=f"closed on-chain as {info.status}")
 
     def poll(self) -> list[int]:
         """Handles new requests and open jobs once; returns the ids it finished."""
@@ -134,11 +140,12 @@ class Runner:
         try:
             order, spec = self._check(event)
             self.report(f"job #{job_id}: training in the sandbox")
-            result = self._train(event, order)
+            output, mechanism = self._train(event, order)
+            weights, run = releasable(spec, order, output)
         except JobRefused as refusal:
             self._fail(job_id, str(refusal))
             return True
-        self._publish(job_id, event, spec, result)
+        self._publish(job_id, event, spec, order, weights, run, mechanism)
         return True
 
     def _claim(self, job_id: int) -> bool:
@@ -218,34 +225,26 @@ class Runner:
             raise JobRefused(f"Training did not finish ({error.reason}); nothing was released.") from None
         return TrainingOutput.model_validate_json(result.output), result.mechanism
 
-    def _publish(self, job_id: int, event: dict[str, Any], spec: ModelSpec, trained: tuple[TrainingOutput, str]) -> None:
+    def _publish(
+        self, job_id: int, event: dict[str, Any], spec: ModelSpec, order: TrainingOrder,
+        weights: bytes, run: dict[str, Any], mechanism: str,
+    ) -> None:  # fmt: skip
         """Encrypts, signs and keeps the results on disk, then completes the job."""
-        output, mechanism = trained
-        weights = base64.b64decode(output.weights)
         encrypted = encrypt_to(bytes(event["encryptionKey"]), weights)
         weights_cid, _ = build_dag(encrypted)
-        dataset = self.client.session.call(self.client.cove.functions.datasetOf(int(event["datasetId"])))
-        run = output.run
         record = ProvenanceRecord(
             chain_id=self.client.session.chain_id,
             compute_jobs=self.client.jobs.address,
             job_id=job_id,
             dataset_id=int(event["datasetId"]),
-            dataset_commitment="0x" + bytes(dataset[1]).hex(),
+            dataset_commitment=order.commitment,
             spec_hash=spec.spec_hash(),
             runner=self.address,
-            dp=run["dp"],
-            rdp_orders=run["rdp_orders"],
-            rdp_curve=run["rdp_curve"],
-            epsilon=run["epsilon"],
-            delta=run["delta"],
-            library_versions=run["library_versions"],
-            device=run["device"],
             sandbox=mechanism,
-            started_at=datetime.fromisoformat(run["started_at"]),
-            finished_at=datetime.fromisoformat(run["finished_at"]),
             weights_hash=sha256_hex(weights),
             weights_cid=str(weights_cid),
+            accountant="rdp",
+            **run,
         )
         signed = sign(record, self.client.session.account)
         folder = self.outputs / str(job_id)
@@ -312,20 +311,49 @@ class Runner:
         return ours, head + 1
 
     def _request_event(self, job_id: int) -> dict[str, Any]:
-        logs = self.client.jobs.events.JobRequested().get_logs(
-            from_block=self.client.deployment.block, argument_filters={"jobId": job_id}
-        )
-        return dict(logs[-1]["args"])
+        event = job_event(self.client, "JobRequested", job_id)
+        if event is None:  # every job in the state file was seen requested
+            raise ChainError(f"The request of job #{job_id} is missing from the chain's logs.")
+        return event
 
     def _status(self, job_id: int) -> str:
         return job_info(self.client, job_id).status
-
-    def _claimed_by_us(self, job_id: int) -> bool:
-        runner = job_info(self.client, job_id).runner
-        return runner is not None and runner.lower() == self.address.lower()
 
 
 def _dp_tuple(dp: Any) -> tuple[int, ...]:
     if isinstance(dp, dict) or hasattr(dp, "keys"):
         return (dp["noiseMultiplier"], dp["sampleRate"], dp["steps"], dp["clipNorm"], dp["epochs"])
     return tuple(dp)
+
+
+def releasable(spec: ModelSpec, order: TrainingOrder, output: TrainingOutput) -> tuple[bytes, dict[str, Any]]:
+    """What may leave, rebuilt on this side of the sandbox from the child's output.
+
+    The weights are reloaded into the spec's model and exported again, so nothing but
+    its parameters (no extra tensors, no safetensors metadata) can ride along. The DP
+    figures come from the job's own public parameters, and the child's must agree; the
+    library versions are this process's. Only the device and the times are taken from
+    the child, checked for form.
+    """
+    try:
+        model = load_weights(spec, order.dataset_schema, base64.b64decode(output.weights, validate=True))
+    except (CoveError, ValueError):
+        raise JobRefused("The sandbox returned something other than the model's parameters; nothing was released.") from None
+    params = DpParams.from_onchain(order.dp, order.delta)
+    curve = params.curve_fixed()
+    run = {
+        "dp": order.dp.model_dump(),
+        "rdp_orders": list(ORDERS_FIXED),
+        "rdp_curve": list(curve),
+        "epsilon": epsilon_fixed(curve, params.delta),
+        "delta": order.delta,
+    }
+    reported = output.run
+    device = str(reported.get("device", ""))
+    try:
+        times = {k: datetime.fromisoformat(str(reported[k])) for k in ("started_at", "finished_at")}
+    except (KeyError, ValueError):
+        times = {}
+    if any(reported.get(k) != v for k, v in run.items()) or not _DEVICE.match(device) or len(times) != 2:
+        raise JobRefused("The sandbox's report of the run is not the job's; nothing was released.")
+    return export_weights(model), {**run, **times, "device": device, "library_versions": library_versions()}
