@@ -16,7 +16,7 @@ const NODE_MODULES = join(ROOT, "node_modules");
 
 export const SETTINGS = {
   optimizer: { enabled: true, runs: 1000 },
-  evmVersion: "prague",
+  evmVersion: "cancun",
   metadata: { bytecodeHash: "none", appendCBOR: false },
   outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] } },
 };

@@ -34,10 +34,11 @@ struct DpParams {
 struct JobRequest {
     /// The dataset to train on.
     uint256 datasetId;
-    /// Canonical hash of the model spec.
+    /// Canonical hash of the model spec (keccak256 of its canonical JSON).
     bytes32 specHash;
-    /// sha256 digest of the spec document's raw-codec CIDv1 (where to fetch it).
-    bytes32 specDigest;
+    /// The spec itself, zlib-compressed canonical JSON: it reaches the runner in the
+    /// JobRequested event, so the chain alone carries it and it stays on-chain provenance.
+    bytes spec;
     /// DP-SGD parameters.
     DpParams dp;
     /// The job's RDP curve at the ledger's 16 orders: ceil(RDP(α) × 1e9), each positive.
@@ -129,6 +130,9 @@ contract ComputeJobs {
     /// @notice One credit is one whole datatoken.
     uint256 public constant CREDIT = 1e18;
 
+    /// @notice The longest spec a request may carry, in bytes (compressed).
+    uint256 public constant MAX_SPEC_BYTES = 16_384;
+
     uint256 private constant SAMPLE_RATE_ONE = 1e9;
     uint256 private constant DELTA_ONE = 1e18;
     uint256 private constant WAD = 1e18;
@@ -152,7 +156,7 @@ contract ComputeJobs {
         uint256 indexed datasetId,
         address indexed consumer,
         bytes32 specHash,
-        bytes32 specDigest,
+        bytes spec,
         DpParams dp,
         uint64[16] rdpCurve,
         bytes32 modelFamily,
@@ -234,6 +238,8 @@ contract ComputeJobs {
     error CurveMismatch(uint256 jobId);
     /// @notice A completed job needs all three result hashes.
     error EmptyResultHash();
+    /// @notice The spec must be 1 to MAX_SPEC_BYTES bytes long, not `length`.
+    error InvalidSpecLength(uint256 length, uint256 maxLength);
 
     constructor() {
         hub = msg.sender;
@@ -460,6 +466,7 @@ contract ComputeJobs {
         _checkAccess(r, policy);
         _checkParams(r.dp, policy.maxEpochs);
         ledger = _chargedLedger(datasetId, r.rdpCurve, policy);
+        if (r.spec.length == 0 || r.spec.length > MAX_SPEC_BYTES) revert InvalidSpecLength(r.spec.length, MAX_SPEC_BYTES);
         if (r.deadline <= block.timestamp) revert DeadlineInPast(r.deadline, block.timestamp);
         _checkEncryptionKey(r.encryptionKey);
         if (IERC20(datatoken).balanceOf(msg.sender) < CREDIT) revert NoCredit(datasetId, msg.sender);
@@ -472,7 +479,7 @@ contract ComputeJobs {
             r.datasetId,
             msg.sender,
             r.specHash,
-            r.specDigest,
+            r.spec,
             r.dp,
             r.rdpCurve,
             r.modelFamily,

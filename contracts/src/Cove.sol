@@ -4,6 +4,8 @@ pragma solidity ^0.8.24;
 import {DatasetRegistry, DatasetParams, Dataset} from "./modules/DatasetRegistry.sol";
 import {AccessPolicies, Policy, PolicyRecord} from "./modules/AccessPolicies.sol";
 import {Market} from "./modules/Market.sol";
+import {RunnerEndpoints} from "./modules/RunnerEndpoints.sol";
+import {ICoveHubInfo} from "./interfaces/ICoveHubInfo.sol";
 import {Datatoken} from "./tokens/Datatoken.sol";
 import {ComputeJobs} from "./ComputeJobs.sol";
 
@@ -13,17 +15,40 @@ import {ComputeJobs} from "./ComputeJobs.sol";
  * deployment, so publishing is one transaction and a purchase makes no cross-contract call
  * besides the payment and the mint. Each concern lives in its own module. Compute jobs, their
  * escrow and the privacy ledger live in {ComputeJobs}, which this hub deploys and which alone
- * may spend and refund credits.
+ * may spend and refund credits. Runners publish where their endpoints are in {RunnerEndpoints}.
+ *
+ * A party that knows only the hub's address learns the rest from the hub itself (see
+ * {ICoveHubInfo}, answered through ERC-165): its ComputeJobs, the block to read events from and
+ * the default payment token.
  */
-contract Cove is DatasetRegistry, AccessPolicies, Market {
-    /// @notice The ComputeJobs contract this hub deployed: the only spender of credits.
+contract Cove is DatasetRegistry, AccessPolicies, Market, RunnerEndpoints, ICoveHubInfo {
+    /// @inheritdoc ICoveHubInfo
     address public immutable computeJobs;
+
+    /// @inheritdoc ICoveHubInfo
+    uint256 public immutable deploymentBlock;
+
+    /// @inheritdoc ICoveHubInfo
+    address public immutable defaultPaymentToken;
 
     /// @notice Only the hub's ComputeJobs contract may do this.
     error NotComputeJobs(address caller);
 
-    constructor() {
+    /// @param paymentToken The default payment token of new datasets (address(0): none).
+    constructor(address paymentToken) {
         computeJobs = address(new ComputeJobs());
+        deploymentBlock = block.number;
+        defaultPaymentToken = paymentToken;
+    }
+
+    /// @notice ERC-165: the hub is an ERC-721 (its datasets) and a Cove hub ({ICoveHubInfo}).
+    function supportsInterface(bytes4 interfaceId) public view override returns (bool) {
+        return interfaceId == type(ICoveHubInfo).interfaceId || super.supportsInterface(interfaceId);
+    }
+
+    /// @inheritdoc ICoveHubInfo
+    function endpointOf(address runner) public view override(RunnerEndpoints, ICoveHubInfo) returns (string memory) {
+        return super.endpointOf(runner);
     }
 
     /**

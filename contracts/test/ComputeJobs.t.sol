@@ -119,7 +119,7 @@ contract ComputeJobsTest is JobsTest {
         JobRequest memory r = _request(_curveA());
         vm.expectEmit(true, true, true, true, address(jobs));
         emit ComputeJobs.JobRequested(
-            1, id, buyer, r.specHash, r.specDigest, r.dp, r.rdpCurve, r.modelFamily, r.deadline, r.encryptionKey
+            1, id, buyer, r.specHash, r.spec, r.dp, r.rdpCurve, r.modelFamily, r.deadline, r.encryptionKey
         );
         vm.expectEmit(true, true, true, true, address(credits));
         emit IERC20.Transfer(buyer, address(0), 1e18);
@@ -376,6 +376,30 @@ contract ComputeJobsTest is JobsTest {
         _expectRequestRevert(r, abi.encodeWithSelector(ComputeJobs.DeadlineInPast.selector, 0, block.timestamp));
     }
 
+    function test_RevertWhen_Request_InvalidSpecLength() public {
+        JobRequest memory r = _request(_curveA());
+        uint256 max = jobs.MAX_SPEC_BYTES();
+        r.spec = "";
+        _expectRequestRevert(r, abi.encodeWithSelector(ComputeJobs.InvalidSpecLength.selector, 0, max));
+        r.spec = new bytes(max + 1);
+        _expectRequestRevert(r, abi.encodeWithSelector(ComputeJobs.InvalidSpecLength.selector, max + 1, max));
+        // Control: the longest allowed spec is taken, and the event carries it whole.
+        r.spec = new bytes(max);
+        r.spec[max - 1] = 0x2a;
+        vm.recordLogs();
+        _send(buyer, r);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        bool found;
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].topics[0] != ComputeJobs.JobRequested.selector) continue;
+            (, bytes memory spec,,,,,) =
+                abi.decode(logs[i].data, (bytes32, bytes, DpParams, uint64[16], bytes32, uint64, bytes));
+            assertEq(spec, r.spec, "spec in the event");
+            found = true;
+        }
+        assertTrue(found, "JobRequested emitted");
+    }
+
     function test_RevertWhen_Request_InvalidEncryptionKey() public {
         JobRequest memory r = _request(_curveA());
         r.encryptionKey = "";
@@ -410,7 +434,7 @@ contract ComputeJobsTest is JobsTest {
     function test_RevertWhen_Request_CurveWordNotUint64() public {
         bytes memory data = abi.encodeCall(ComputeJobs.request, (_request(_curveA())));
         // The request is one tuple with a dynamic part: selector, head offset, then the fields:
-        // datasetId, specHash, specDigest, dp (5 words), rdpCurve (16 words) ...
+        // datasetId, specHash, spec (an offset word), dp (5 words), rdpCurve (16 words) ...
         uint256 curveWord = 4 + 32 + 32 * 8; // first curve word
         assertEq(uint256(_word(data, curveWord)), _curveA()[0], "found the curve");
         _setWord(data, curveWord + 32 * 3, bytes32(uint256(1) << 64)); // entry 3 = 2^64

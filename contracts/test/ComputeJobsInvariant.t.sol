@@ -94,7 +94,7 @@ contract JobsHandler is Test {
         n = bound(n, 1, 3);
         vm.prank(a);
         // forge-lint: disable-next-line(unsafe-typecast)
-        try cove.buy(id, uint64(n), 0, new bytes32[](0)) {
+        try cove.buy(id, uint64(n), address(0), 0, new bytes32[](0)) {
             bought += n;
         } catch {
             _mismatch("buy failed");
@@ -305,7 +305,7 @@ contract JobsHandler is Test {
     function _request(uint64[RDP_ORDERS] memory curve, uint64 deadline) internal view returns (JobRequest memory r) {
         r.datasetId = id;
         r.specHash = keccak256("spec");
-        r.specDigest = keccak256("spec cid");
+        r.spec = hex"789c0b2e484d060003cd018c"; // zlib("Spec")
         r.dp = DpParams({noiseMultiplier: 1_000_000, sampleRate: 10_000_000, steps: 100, clipNorm: 1_000_000, epochs: 1});
         r.rdpCurve = curve;
         r.familyProof = new bytes32[](0);

@@ -91,9 +91,46 @@ contract MarketTest is CoveTest {
 
         vm.expectEmit(true, true, true, true, address(cove));
         emit Market.CreditsPurchased(id, buyer, 3, address(other), 21);
-        _buy(buyer, id, 3, 21);
+        _buyIn(buyer, id, 3, address(other), 21);
         assertEq(other.balanceOf(owner), 21, "paid in the new token");
         assertEq(usd.balanceOf(buyer), FUNDS, "old token untouched");
+    }
+
+    /// @notice The buyer's maximum names its token: a policy that switched to another token
+    /// with the same raw price (here 5e18 units of a 6-decimals token, 5e12 whole tokens)
+    /// cannot charge the buyer's standing allowance of it.
+    function test_RevertWhen_PaymentTokenChangedAfterQuote() public {
+        MockERC20 sixDecimals = new MockERC20();
+        sixDecimals.mint(buyer, type(uint128).max);
+        vm.prank(buyer);
+        sixDecimals.approve(address(cove), type(uint256).max);
+        _setPaymentToken(address(sixDecimals)); // same raw price, PRICE units
+
+        // Quoted in tUSD: refused, nothing paid in either token.
+        vm.expectRevert(
+            abi.encodeWithSelector(Market.PaymentTokenChanged.selector, id, address(usd), address(sixDecimals))
+        );
+        _buy(buyer, id, 1, PRICE);
+        vm.expectRevert(
+            abi.encodeWithSelector(Market.PaymentTokenChanged.selector, id, address(usd), address(sixDecimals))
+        );
+        vm.prank(buyer);
+        cove.buyWithPermit(id, 1, address(usd), PRICE, _noProof(), block.timestamp, 27, bytes32(0), bytes32(0));
+        assertEq(sixDecimals.balanceOf(owner), 0, "nothing taken in the new token");
+        assertEq(usd.balanceOf(buyer), FUNDS, "nothing taken in the old token");
+        assertEq(credits.balanceOf(buyer), 0, "no credits");
+
+        // Control: named in the new token, the same purchase goes through.
+        _buyIn(buyer, id, 1, address(sixDecimals), PRICE);
+        assertEq(sixDecimals.balanceOf(owner), PRICE, "paid in the token the buyer named");
+    }
+
+    /// @notice A free dataset charges nothing, so the token the buyer names does not matter.
+    function test_Buy_Free_IgnoresNamedToken() public {
+        (uint256 free, Datatoken freeCredits) = _publishFree(3);
+        _buyIn(stranger, free, 1, address(0xdead), 0);
+        _buyIn(stranger, free, 1, address(usd), 0);
+        assertEq(freeCredits.balanceOf(stranger), 2e18, "both given");
     }
 
     function test_Buy_LargestCreditCount() public {
@@ -168,14 +205,14 @@ contract MarketTest is CoveTest {
         FalseReturningToken bad = new FalseReturningToken();
         _setPaymentToken(address(bad));
         vm.expectRevert(abi.encodeWithSelector(SafeERC20.SafeERC20FailedOperation.selector, address(bad)));
-        _buy(buyer, id, 1, type(uint256).max);
+        _buyIn(buyer, id, 1, address(bad), type(uint256).max);
     }
 
     function test_RevertWhen_PaymentTokenHasNoCode() public {
         address eoa = address(0xDEAD);
         _setPaymentToken(eoa);
         vm.expectRevert(abi.encodeWithSelector(SafeERC20.SafeERC20FailedOperation.selector, eoa));
-        _buy(buyer, id, 1, type(uint256).max);
+        _buyIn(buyer, id, 1, eoa, type(uint256).max);
     }
 
     function test_RevertWhen_Reentered() public {
@@ -186,7 +223,7 @@ contract MarketTest is CoveTest {
         evil.approve(address(cove), type(uint256).max);
         evil.arm(id);
         vm.expectRevert(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector);
-        _buy(buyer, id, 1, type(uint256).max);
+        _buyIn(buyer, id, 1, address(evil), type(uint256).max);
     }
 
     // =============================================================== free
@@ -291,7 +328,7 @@ contract MarketTest is CoveTest {
             bytes32[] memory proof = Merkle.proof(leaves, i);
             if (members[i] != buyer) _fundAndApprove(members[i], PRICE);
             vm.prank(members[i]);
-            cove.buy(id, 1, PRICE, proof);
+            cove.buy(id, 1, address(usd), PRICE, proof);
             assertEq(credits.balanceOf(members[i]), 1e18, "member bought");
         }
     }
@@ -305,7 +342,7 @@ contract MarketTest is CoveTest {
             bytes32[] memory proof = Merkle.proof(leaves, i);
             vm.expectRevert(abi.encodeWithSelector(Market.NotAllowlisted.selector, id, stranger));
             vm.prank(stranger);
-            cove.buy(id, 1, PRICE, proof);
+            cove.buy(id, 1, address(usd), PRICE, proof);
         }
         vm.expectRevert(abi.encodeWithSelector(Market.NotAllowlisted.selector, id, stranger));
         _buy(stranger, id, 1, PRICE);
@@ -322,7 +359,7 @@ contract MarketTest is CoveTest {
         bytes32[] memory proof = Merkle.proof(leaves, 0);
         vm.expectRevert(err);
         vm.prank(buyer);
-        cove.buy(id, 1, PRICE, proof);
+        cove.buy(id, 1, address(usd), PRICE, proof);
 
         // No proof.
         vm.expectRevert(err);
@@ -333,7 +370,7 @@ contract MarketTest is CoveTest {
         proof[0] = bytes32(uint256(proof[0]) ^ 1);
         vm.expectRevert(err);
         vm.prank(buyer);
-        cove.buy(id, 1, PRICE, proof);
+        cove.buy(id, 1, address(usd), PRICE, proof);
 
         // The right proof with an extra element.
         bytes32[] memory good = Merkle.proof(leaves, me);
@@ -342,11 +379,11 @@ contract MarketTest is CoveTest {
         longer[good.length] = keccak256("junk");
         vm.expectRevert(err);
         vm.prank(buyer);
-        cove.buy(id, 1, PRICE, longer);
+        cove.buy(id, 1, address(usd), PRICE, longer);
 
         // And the right proof works.
         vm.prank(buyer);
-        cove.buy(id, 1, PRICE, good);
+        cove.buy(id, 1, address(usd), PRICE, good);
     }
 
     function test_RevertWhen_TreeUsesSingleHashedLeaves() public {
@@ -357,7 +394,7 @@ contract MarketTest is CoveTest {
         bytes32[] memory proof = Merkle.proof(single, members.length - 1);
         vm.expectRevert(abi.encodeWithSelector(Market.NotAllowlisted.selector, id, buyer));
         vm.prank(buyer);
-        cove.buy(id, 1, PRICE, proof);
+        cove.buy(id, 1, address(usd), PRICE, proof);
     }
 
     function test_Allowlist_AppliesToFreeDatasets() public {
@@ -368,7 +405,7 @@ contract MarketTest is CoveTest {
         vm.expectRevert(abi.encodeWithSelector(Market.NotAllowlisted.selector, free, stranger));
         _buy(stranger, free, 1, 0);
         vm.prank(members[1]);
-        cove.buy(free, 2, 0, Merkle.proof(leaves, 1));
+        cove.buy(free, 2, address(0), 0, Merkle.proof(leaves, 1));
         assertEq(cove.freeCreditsTaken(free, members[1]), 2, "member took free credits");
     }
 
@@ -377,7 +414,7 @@ contract MarketTest is CoveTest {
         junk[0] = keccak256("a");
         junk[1] = keccak256("b");
         vm.prank(buyer);
-        cove.buy(id, 1, PRICE, junk);
+        cove.buy(id, 1, address(usd), PRICE, junk);
         assertEq(credits.balanceOf(buyer), 1e18, "bought");
     }
 
@@ -471,7 +508,7 @@ contract MarketTest is CoveTest {
         vm.expectEmit(true, true, true, true, address(usd));
         emit IERC20.Transfer(signer, owner, 2 * uint256(PRICE));
         vm.prank(signer);
-        cove.buyWithPermit(id, 2, maxCost, _noProof(), deadline, v, r, s);
+        cove.buyWithPermit(id, 2, address(usd), maxCost, _noProof(), deadline, v, r, s);
 
         assertEq(usd.nonces(signer), 1, "permit used");
         assertEq(usd.allowance(signer, address(cove)), maxCost - 2 * uint256(PRICE), "allowance left");
@@ -492,7 +529,7 @@ contract MarketTest is CoveTest {
         assertEq(usd.nonces(signer), 1, "front-run consumed the nonce");
 
         vm.prank(signer);
-        cove.buyWithPermit(id, 1, PRICE, _noProof(), deadline, v, r, s);
+        cove.buyWithPermit(id, 1, address(usd), PRICE, _noProof(), deadline, v, r, s);
         assertEq(credits.balanceOf(signer), 1e18, "bought anyway");
         assertEq(usd.nonces(signer), 1, "the second permit failed (and was ignored)");
         assertEq(usd.allowance(signer, address(cove)), 0, "allowance spent");
@@ -501,7 +538,7 @@ contract MarketTest is CoveTest {
     function test_BuyWithPermit_BadPermitIgnoredWhenAllowanceExists() public {
         // buyer approved FUNDS in setUp; a junk signature does not stop the purchase.
         vm.prank(buyer);
-        cove.buyWithPermit(id, 1, PRICE, _noProof(), block.timestamp, 27, bytes32(uint256(1)), bytes32(uint256(2)));
+        cove.buyWithPermit(id, 1, address(usd), PRICE, _noProof(), block.timestamp, 27, bytes32(uint256(1)), bytes32(uint256(2)));
         assertEq(credits.balanceOf(buyer), 1e18, "bought");
         assertEq(usd.nonces(buyer), 0, "no permit consumed");
     }
@@ -517,7 +554,7 @@ contract MarketTest is CoveTest {
             abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(cove), 0, PRICE)
         );
         vm.prank(signer);
-        cove.buyWithPermit(id, 1, PRICE, _noProof(), deadline, v, r, s);
+        cove.buyWithPermit(id, 1, address(usd), PRICE, _noProof(), deadline, v, r, s);
     }
 
     function test_RevertWhen_BuyWithPermit_ExpiredPermitNoAllowance() public {
@@ -530,7 +567,7 @@ contract MarketTest is CoveTest {
             abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(cove), 0, PRICE)
         );
         vm.prank(signer);
-        cove.buyWithPermit(id, 1, PRICE, _noProof(), deadline, v, r, s);
+        cove.buyWithPermit(id, 1, address(usd), PRICE, _noProof(), deadline, v, r, s);
     }
 
     function test_RevertWhen_BuyWithPermit_SomeoneElsesPermit() public {
@@ -545,7 +582,7 @@ contract MarketTest is CoveTest {
             abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(cove), 0, PRICE)
         );
         vm.prank(stranger);
-        cove.buyWithPermit(id, 1, PRICE, _noProof(), deadline, v, r, s);
+        cove.buyWithPermit(id, 1, address(usd), PRICE, _noProof(), deadline, v, r, s);
         assertEq(usd.nonces(signer), 0, "permit unused");
     }
 
@@ -559,7 +596,7 @@ contract MarketTest is CoveTest {
             abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(cove), 0, PRICE)
         );
         vm.prank(signer);
-        cove.buyWithPermit(id, 1, PRICE, _noProof(), deadline, v, r, s);
+        cove.buyWithPermit(id, 1, address(usd), PRICE, _noProof(), deadline, v, r, s);
     }
 
     function test_RevertWhen_BuyWithPermit_CostAboveMaximum() public {
@@ -570,14 +607,14 @@ contract MarketTest is CoveTest {
         (uint8 v, bytes32 r, bytes32 s) = _signPermit(key, address(cove), PRICE, deadline);
         vm.expectRevert(abi.encodeWithSelector(Market.CostAboveMaximum.selector, 2 * uint256(PRICE), PRICE));
         vm.prank(signer);
-        cove.buyWithPermit(id, 2, PRICE, _noProof(), deadline, v, r, s);
+        cove.buyWithPermit(id, 2, address(usd), PRICE, _noProof(), deadline, v, r, s);
         assertEq(usd.nonces(signer), 0, "permit rolled back with the purchase");
     }
 
     function test_RevertWhen_BuyWithPermit_ZeroCredits() public {
         vm.expectRevert(Market.ZeroCredits.selector);
         vm.prank(buyer);
-        cove.buyWithPermit(id, 0, PRICE, _noProof(), 0, 0, 0, 0);
+        cove.buyWithPermit(id, 0, address(usd), PRICE, _noProof(), 0, 0, 0, 0);
     }
 
     function test_BuyWithPermit_WithAllowlistProof() public {
@@ -594,7 +631,7 @@ contract MarketTest is CoveTest {
         (uint8 v, bytes32 r, bytes32 s) = _signPermit(key, address(cove), PRICE, deadline);
         bytes32[] memory proof = Merkle.proof(leaves, 1);
         vm.prank(signer);
-        cove.buyWithPermit(id, 1, PRICE, proof, deadline, v, r, s);
+        cove.buyWithPermit(id, 1, address(usd), PRICE, proof, deadline, v, r, s);
         assertEq(credits.balanceOf(signer), 1e18, "bought");
     }
 
@@ -605,7 +642,7 @@ contract MarketTest is CoveTest {
         vm.prank(stranger);
         plain.approve(address(cove), PRICE);
         vm.prank(stranger);
-        cove.buyWithPermit(id, 1, PRICE, _noProof(), block.timestamp, 27, bytes32(0), bytes32(0));
+        cove.buyWithPermit(id, 1, address(plain), PRICE, _noProof(), block.timestamp, 27, bytes32(0), bytes32(0));
         assertEq(plain.balanceOf(owner), PRICE, "paid");
     }
 
@@ -613,7 +650,7 @@ contract MarketTest is CoveTest {
         // A free dataset has no payment token; the permit is skipped, the credits given.
         (uint256 free, Datatoken freeCredits) = _publishFree(2);
         vm.prank(stranger);
-        cove.buyWithPermit(free, 2, 0, _noProof(), 0, 0, 0, 0);
+        cove.buyWithPermit(free, 2, address(0), 0, _noProof(), 0, 0, 0, 0);
         assertEq(freeCredits.balanceOf(stranger), 2e18, "free credits");
         assertEq(cove.freeCreditsTaken(free, stranger), 2, "counted");
     }
@@ -624,7 +661,7 @@ contract MarketTest is CoveTest {
         _setPaymentToken(eoa);
         vm.expectRevert(abi.encodeWithSelector(SafeERC20.SafeERC20FailedOperation.selector, eoa));
         vm.prank(buyer);
-        cove.buyWithPermit(id, 1, PRICE, _noProof(), 0, 0, 0, 0);
+        cove.buyWithPermit(id, 1, eoa, PRICE, _noProof(), 0, 0, 0, 0);
     }
 
     // =============================================================== helpers

@@ -44,14 +44,14 @@ contract MarketFuzzTest is CoveTest {
 
         if (cost > maxCost) {
             vm.expectRevert(abi.encodeWithSelector(Market.CostAboveMaximum.selector, cost, maxCost));
-            _buy(buyer, id, n, maxCost);
+            _buyIn(buyer, id, n, address(pay), maxCost);
             assertEq(pay.balanceOf(buyer), buyerBefore, "buyer unchanged");
             assertEq(pay.balanceOf(owner), ownerBefore, "owner unchanged");
             assertEq(credits.totalSupply(), supplyBefore, "supply unchanged");
         } else {
             vm.expectEmit(true, true, true, true, address(cove));
             emit Market.CreditsPurchased(id, buyer, n, address(pay), cost);
-            _buy(buyer, id, n, maxCost);
+            _buyIn(buyer, id, n, address(pay), maxCost);
             uint256 buyerLoss = buyerBefore - pay.balanceOf(buyer);
             uint256 ownerGain = pay.balanceOf(owner) - ownerBefore;
             assertEq(buyerLoss, cost, "buyer pays price * credits exactly");
@@ -136,12 +136,12 @@ contract MarketFuzzTest is CoveTest {
         uint256 index = pick % count;
         bytes32[] memory proof = Merkle.proof(leaves, index);
         vm.prank(members[index]);
-        cove.buy(free, 1, 0, proof);
+        cove.buy(free, 1, address(0), 0, proof);
         assertEq(freeCredits.balanceOf(members[index]), 1e18, "member admitted");
 
         vm.expectRevert(abi.encodeWithSelector(Market.NotAllowlisted.selector, free, outsider));
         vm.prank(outsider);
-        cove.buy(free, 1, 0, proof);
+        cove.buy(free, 1, address(0), 0, proof);
     }
 
     function _setPrice(address token, uint96 price) private {

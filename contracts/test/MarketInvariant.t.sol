@@ -58,7 +58,7 @@ contract MarketHandler is Test {
         else if (taken + n > cap) expected = abi.encodeWithSelector(Market.FreeCapExceeded.selector, freeId, cap, taken);
 
         vm.prank(a);
-        try cove.buy(freeId, n, 0, new bytes32[](0)) {
+        try cove.buy(freeId, n, address(0), 0, new bytes32[](0)) {
             if (expected.length != 0) ++mismatches;
             ghostTaken[a] = taken + n;
             ghostFreeCredits += n;
@@ -81,7 +81,7 @@ contract MarketHandler is Test {
         pay.approve(address(cove), cost);
 
         vm.prank(a);
-        try cove.buy(pricedId, n, maxCost, new bytes32[](0)) {
+        try cove.buy(pricedId, n, address(pay), maxCost, new bytes32[](0)) {
             if (cost > maxCost) ++mismatches;
             ghostPaid += cost;
             ghostPricedCredits += n;

@@ -16,6 +16,16 @@ contract PaymentTokenTest is CoveTest {
         assertEq(usd.totalSupply(), 0, "supply");
     }
 
+    function test_Metadata_SixDecimals() public {
+        TestPaymentToken usdc = new TestPaymentToken("Cove Test USDC", "tUSDC", 6);
+        assertEq(usdc.name(), "Cove Test USDC", "name");
+        assertEq(usdc.symbol(), "tUSDC", "symbol");
+        assertEq(usdc.decimals(), 6, "decimals");
+        assertEq(usdc.FAUCET_LIMIT(), 10_000e6, "limit: 10,000 whole tokens");
+        vm.expectRevert(abi.encodeWithSelector(TestPaymentToken.FaucetLimitExceeded.selector, 10_000e6 + 1, 10_000e6));
+        usdc.faucet(10_000e6 + 1);
+    }
+
     function test_Faucet_MintsToCaller() public {
         vm.expectEmit(true, true, true, true, address(usd));
         emit IERC20.Transfer(address(0), buyer, 25 ether);

@@ -247,7 +247,7 @@ contract PublishTest is CoveTest {
     function test_RevertWhen_UnknownDataset_BuyWithPermit() public {
         vm.expectRevert(abi.encodeWithSelector(DatasetRegistry.UnknownDataset.selector, 1));
         vm.prank(buyer);
-        cove.buyWithPermit(1, 1, 1 ether, _noProof(), block.timestamp, 27, bytes32(0), bytes32(0));
+        cove.buyWithPermit(1, 1, address(usd), 1 ether, _noProof(), block.timestamp, 27, bytes32(0), bytes32(0));
     }
 
     // --------------------------------------------------------------- helpers

@@ -31,6 +31,8 @@ abstract contract Market is ReentrancyGuardTransient {
     error ZeroCredits();
     /// @notice The price rose above what the buyer agreed to pay.
     error CostAboveMaximum(uint256 cost, uint256 maxCost);
+    /// @notice The dataset is now priced in `actual`, not the token the buyer agreed to pay in.
+    error PaymentTokenChanged(uint256 datasetId, address expected, address actual);
     /// @notice The buyer is not on the dataset's allowlist.
     error NotAllowlisted(uint256 datasetId, address buyer);
     /// @notice The dataset's policy expired at `expiry`.
@@ -39,25 +41,36 @@ abstract contract Market is ReentrancyGuardTransient {
     error FreeCapExceeded(uint256 datasetId, uint16 cap, uint256 alreadyTaken);
 
     /**
-     * @notice Buys `credits` credits of `datasetId` for at most `maxCost`, paying with an
-     * allowance given to this contract beforehand. `proof` shows the caller is on the
-     * allowlist (empty for open datasets).
+     * @notice Buys `credits` credits of `datasetId`, paying at most `maxCost` of `paymentToken`
+     * with an allowance given to this contract beforehand. The maximum names its token, so a
+     * policy that switched tokens since the buyer's quote cannot charge the same number of
+     * units of another token. `proof` shows the caller is on the allowlist (empty when open).
+     * @param datasetId The dataset.
+     * @param credits How many credits (at least one).
+     * @param paymentToken The token the buyer agreed to pay in (ignored when nothing is due).
+     * @param maxCost The most the buyer pays, in `paymentToken`'s smallest units.
+     * @param proof Merkle proof of the caller on the allowlist.
      */
-    function buy(uint256 datasetId, uint64 credits, uint256 maxCost, bytes32[] calldata proof)
+    function buy(uint256 datasetId, uint64 credits, address paymentToken, uint256 maxCost, bytes32[] calldata proof)
         external
         nonReentrant
     {
-        _buy(datasetId, credits, maxCost, proof);
+        _buy(datasetId, credits, paymentToken, maxCost, proof);
     }
 
     /**
-     * @notice Like {buy}, with an EIP-2612 permit for `maxCost` so approval and purchase
-     * take one transaction. A permit that fails (for instance, front-run) is ignored when the
-     * allowance is already in place; otherwise the payment reverts.
+     * @notice Like {buy}, with an EIP-2612 permit of `paymentToken` for `maxCost`, so approval
+     * and purchase take one transaction. A permit that fails (for instance, front-run) is
+     * ignored when the allowance is already in place; otherwise the payment reverts.
+     * @param deadline The permit's deadline (unix time).
+     * @param v The permit signature's `v`.
+     * @param r The permit signature's `r`.
+     * @param s The permit signature's `s`.
      */
     function buyWithPermit(
         uint256 datasetId,
         uint64 credits,
+        address paymentToken,
         uint256 maxCost,
         bytes32[] calldata proof,
         uint256 deadline,
@@ -65,13 +78,12 @@ abstract contract Market is ReentrancyGuardTransient {
         bytes32 r,
         bytes32 s
     ) external nonReentrant {
-        address token = _policyStorage(datasetId).paymentToken;
-        // No code (a free dataset's address(0), an unknown id): skip the permit, since the
+        // No code (address(0) for a free dataset, a typo): skip the permit, since the
         // compiler's code-size check before the call would revert outside the try.
-        if (token.code.length != 0) {
-            try IERC20Permit(token).permit(msg.sender, address(this), maxCost, deadline, v, r, s) {} catch {}
+        if (paymentToken.code.length != 0) {
+            try IERC20Permit(paymentToken).permit(msg.sender, address(this), maxCost, deadline, v, r, s) {} catch {}
         }
-        _buy(datasetId, credits, maxCost, proof);
+        _buy(datasetId, credits, paymentToken, maxCost, proof);
     }
 
     /// @notice Free credits `buyer` has taken from `datasetId`.
@@ -79,21 +91,24 @@ abstract contract Market is ReentrancyGuardTransient {
         return _freeCreditsTaken[datasetId][buyer];
     }
 
-    function _buy(uint256 datasetId, uint64 credits, uint256 maxCost, bytes32[] calldata proof) private {
+    function _buy(uint256 datasetId, uint64 credits, address paymentToken, uint256 maxCost, bytes32[] calldata proof)
+        private
+    {
         (address owner, address datatoken) = _saleParties(datasetId);
         PolicyRecord storage policy = _policyStorage(datasetId);
         if (credits == 0) revert ZeroCredits();
         _requireBuyer(datasetId, policy, proof);
 
         uint256 cost = uint256(policy.price) * credits;
-        if (cost > maxCost) revert CostAboveMaximum(cost, maxCost);
         if (cost == 0) {
             _takeFreeCredits(datasetId, credits, policy.freeCap);
             emit CreditsPurchased(datasetId, msg.sender, credits, address(0), 0);
         } else {
-            address paymentToken = policy.paymentToken;
-            emit CreditsPurchased(datasetId, msg.sender, credits, paymentToken, cost);
-            IERC20(paymentToken).safeTransferFrom(msg.sender, owner, cost);
+            address token = policy.paymentToken;
+            if (token != paymentToken) revert PaymentTokenChanged(datasetId, paymentToken, token);
+            if (cost > maxCost) revert CostAboveMaximum(cost, maxCost);
+            emit CreditsPurchased(datasetId, msg.sender, credits, token, cost);
+            IERC20(token).safeTransferFrom(msg.sender, owner, cost);
         }
         _mintCredits(datatoken, msg.sender, credits * CREDIT);
     }

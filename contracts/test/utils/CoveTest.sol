@@ -38,8 +38,8 @@ abstract contract CoveTest is Test {
 
     function setUp() public virtual {
         vm.warp(T0);
-        cove = new Cove();
-        usd = new TestPaymentToken();
+        usd = new TestPaymentToken("Cove Test Dollar", "tUSD", 18);
+        cove = new Cove(address(usd));
         owner = vm.addr(OWNER_KEY);
         buyer = vm.addr(BUYER_KEY);
         vm.label(address(cove), "Cove");
@@ -140,10 +140,15 @@ abstract contract CoveTest is Test {
         usd.approve(address(cove), amount);
     }
 
-    /// @notice Buys as `account` with no allowlist proof.
+    /// @notice Buys as `account` with no allowlist proof, agreeing to pay in tUSD.
     function _buy(address account, uint256 datasetId, uint64 credits, uint256 maxCost) internal {
+        _buyIn(account, datasetId, credits, address(usd), maxCost);
+    }
+
+    /// @notice Buys as `account` with no allowlist proof, agreeing to pay in `token`.
+    function _buyIn(address account, uint256 datasetId, uint64 credits, address token, uint256 maxCost) internal {
         vm.prank(account);
-        cove.buy(datasetId, credits, maxCost, new bytes32[](0));
+        cove.buy(datasetId, credits, token, maxCost, new bytes32[](0));
     }
 
     // ------------------------------------------------------------------ EIP-2612

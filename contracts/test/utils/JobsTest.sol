@@ -18,6 +18,8 @@ abstract contract JobsTest is CoveTest {
     uint32 internal constant JOB_CAP = 1_500_000;
     /// @notice Credits the buyer starts with.
     uint64 internal constant START_CREDITS = 10;
+    /// @notice A spec as a request carries it: zlib-compressed canonical JSON ({"task":"classification"}).
+    bytes internal constant SPEC = hex"78daab562a492cce56b2524ace492c2ece4ccb4c4e2cc9cccf53aa0500743d093a";
     /// @notice A compressed secp256k1 public key (the generator point G).
     bytes internal constant KEY33 = hex"0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
     /// @notice The same point uncompressed.
@@ -86,7 +88,7 @@ abstract contract JobsTest is CoveTest {
     function _request(uint64[RDP_ORDERS] memory curve) internal view returns (JobRequest memory r) {
         r.datasetId = id;
         r.specHash = keccak256("spec");
-        r.specDigest = sha256("spec cid");
+        r.spec = SPEC;
         r.dp = _dp();
         r.rdpCurve = curve;
         r.modelFamily = keccak256("mlp");

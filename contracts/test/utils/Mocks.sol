@@ -66,7 +66,7 @@ contract ReentrantToken is ERC20 {
     function transferFrom(address from, address to, uint256 value) public override returns (bool) {
         if (_armed) {
             _armed = false;
-            _cove.buy(_datasetId, 1, type(uint256).max, new bytes32[](0));
+            _cove.buy(_datasetId, 1, address(this), type(uint256).max, new bytes32[](0));
         }
         return super.transferFrom(from, to, value);
     }

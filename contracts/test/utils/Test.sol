@@ -54,6 +54,8 @@ interface Vm {
 
     /// @notice Sets block.timestamp.
     function warp(uint256 timestamp) external;
+    /// @notice Sets block.number.
+    function roll(uint256 blockNumber) external;
     /// @notice The address of private key `privateKey`.
     function addr(uint256 privateKey) external pure returns (address account);
     /// @notice Signs `digest` with `privateKey` (secp256k1).
