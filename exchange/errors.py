@@ -108,3 +108,61 @@ class DecryptionError(CoveError):
 
 class ProvenanceError(CoveError):
     """A provenance record is malformed or cannot be signed or verified."""
+
+
+class EndpointUnreachable(StorageError):
+    """An HTTP endpoint or gateway did not answer usably: refused, timed out, or HTTP 5xx."""
+
+
+class EndpointRefused(StorageError):
+    """An HTTP endpoint or gateway refused the request itself (an HTTP 4xx other than 404)."""
+
+
+class ContentMismatch(ContentIntegrityError):
+    """Bytes received for a CID do not hash to it, or cannot form it; they were refused."""
+
+
+class MalformedContent(ContentIntegrityError):
+    """A block or CAR stream is not well-formed: bad protobuf, truncated CAR, missing block."""
+
+
+class ContentTooLarge(StorageError):
+    """Content is larger than the limit the reader was given; it was not read further."""
+
+
+class ContentUnavailable(StorageError):
+    """Content is neither in the local cache nor obtainable from any endpoint or gateway tried."""
+
+
+class NodeError(ChainError):
+    """The chain's JSON-RPC node answered with an error that is not a revert.
+
+    `reason` is a short machine-readable word (evm-too-old, unsupported-method,
+    insufficient-funds, nonce, fee, gas, rate-limited, unauthorized, too-many-logs, other);
+    `code` is the node's JSON-RPC error code or HTTP status, when it gave one.
+    """
+
+    def __init__(self, message: str, reason: str = "other", code: int | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.code = code
+
+
+class NodeIncompatible(NodeError):
+    """The node lacks what Cove needs: an EVM as recent as Cancun, or a JSON-RPC method."""
+
+
+class TransactionRefused(NodeError):
+    """The node would not accept a transaction: funds, nonce, fees or gas limit."""
+
+
+class RpcRateLimited(NodeError):
+    """The RPC provider is rate-limiting requests (HTTP 429 or its JSON-RPC equivalent)."""
+
+
+class RpcUnauthorized(NodeError):
+    """The RPC provider refused access (HTTP 401/403): a missing or wrong API key."""
+
+
+class LogQueryLimited(NodeError):
+    """The node refused a log query as too wide or too large, even for a single block."""

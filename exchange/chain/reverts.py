@@ -62,6 +62,15 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"the price changed: the purchase now costs {a['cost']} units, above your maximum of "
         f"{a['maxCost']}; check `cove policy show` and try again"
     ),
+    "PaymentTokenChanged": lambda a: (
+        f"dataset #{a['datasetId']} is now priced in the token {a['actual']}, not in {a['expected']} as quoted, "
+        f"so nothing was paid; check `cove policy show {a['datasetId']}` and buy again"
+    ),
+    "EndpointTooLong": lambda a: f"the endpoint URL is {a['length']} bytes; at most {a['maxLength']} are allowed",
+    "InvalidSpecLength": lambda a: (
+        f"the request carries a spec of {a['length']} bytes; it must carry 1 to {a['maxLength']} "
+        "(compressed); use fewer or shorter feature names"
+    ),
     "NotAllowlisted": lambda a: (
         f"{a['buyer']} is not on the allowlist of dataset #{a['datasetId']}; ask its owner to add you"
     ),

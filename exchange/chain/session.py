@@ -1,8 +1,10 @@
 """A connection to one chain, one account and Cove's contracts on it.
 
 Every contract call and transaction goes through `ChainSession`, which turns reverts
-into `TransactionReverted` with a readable sentence and connection failures into
-`RpcUnreachable`, so no web3 traceback reaches a user.
+into `TransactionReverted` with a readable sentence, connection failures into
+`RpcUnreachable` and every other node error into one ChainError sentence, whatever the
+node (anvil, Hardhat, Ganache, geth, hosted RPCs; see rpc_errors), so no web3 traceback
+reaches a user.
 """
 
 from __future__ import annotations
@@ -17,23 +19,33 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, Web3RPCError
+from web3.exceptions import BadResponseFormat, ContractLogicError, TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
-from exchange.chain.artifacts import load_artifact
-from exchange.chain.reverts import describe_revert
 from exchange.chain.anvil import LOCAL_CHAIN_ID
-from exchange.errors import AccountError, ChainError, InputError, RpcUnreachable, TransactionReverted
+from exchange.chain.artifacts import load_artifact
+from exchange.chain.rpc_errors import chain_error, revert_data
+from exchange.errors import (
+    AccountError,
+    ChainError,
+    InputError,
+    RpcUnreachable,
+    TransactionReverted,
+)
 
 RECEIPT_TIMEOUT_S = 120
 
 
 def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
-    """A Web3 connected to `rpc_url`, or RpcUnreachable with what to do."""
+    """A Web3 connected to `rpc_url`, or a ChainError (RpcUnreachable, RpcUnauthorized, ...) with what to do."""
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
     try:
         w3.eth.chain_id  # noqa: B018 - the cheapest call that proves a node answers
-    except (requests.RequestException, OSError, ValueError, Web3RPCError):
+    except requests.HTTPError as error:  # a server answered, but refused: say why (API key, rate limit, ...)
+        raise chain_error(error) from None
+    except Web3RPCError as error:
+        raise chain_error(error) from None
+    except (requests.RequestException, OSError, ValueError, BadResponseFormat):
         raise RpcUnreachable(
             f"No Ethereum JSON-RPC node answers at {rpc_url}; start the local chain with "
             "`cove chain up` or pass a reachable --rpc URL."
@@ -42,17 +54,13 @@ def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
 
 
 @contextmanager
-def _decoded_reverts() -> Iterator[None]:
-    """Re-raises web3's revert and connection errors as Cove errors."""
+def _decoded_reverts(doing: str = "the request") -> Iterator[None]:
+    """Re-raises every node error as a Cove error: reverts as TransactionReverted, decoded
+    whatever the node's format, the rest as one ChainError sentence (see rpc_errors)."""
     try:
         yield
-    except (ContractCustomError, ContractPanicError, ContractLogicError) as error:
-        data = error.data if isinstance(error.data, str) else None
-        if data:
-            raise describe_revert(data) from None
-        raise TransactionReverted(f"The transaction reverted: {error.message or 'no reason given'}.") from None
-    except requests.RequestException:
-        raise RpcUnreachable("The chain's JSON-RPC node stopped answering; check that it runs.") from None
+    except (ContractLogicError, Web3RPCError, requests.RequestException, BadResponseFormat, TimeExhausted) as error:
+        raise chain_error(error, doing) from None
 
 
 class ChainSession:
@@ -67,10 +75,20 @@ class ChainSession:
         """Moves the LOCAL chain's clock forward by `seconds`, then mines `blocks` blocks, so
         voting periods and timelock delays pass in a moment. Refused on any other chain."""
         if self.chain_id != LOCAL_CHAIN_ID:
-            raise InputError("Only the local chain's time can be moved.")
+            raise InputError(
+                "Only the local chain's time can be moved; on this chain, wait for the voting period or the "
+                "timelock delay to pass."
+            )
         if seconds:
-            self.w3.provider.make_request("evm_increaseTime", [int(seconds)])  # type: ignore[arg-type]
-        self.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+            self._dev_request("evm_increaseTime", [int(seconds)])
+        for _ in range(blocks):  # evm_mine: anvil, Hardhat and Ganache all answer it
+            self._dev_request("evm_mine", [])
+
+    def _dev_request(self, method: str, params: list[Any]) -> None:
+        with _decoded_reverts():
+            response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in response:
+            raise chain_error(response)
 
     def contract(self, artifact: str, address: str) -> Contract:
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact(artifact).abi)
@@ -123,23 +141,46 @@ class ChainSession:
         try:
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         except Web3RPCError as error:
-            raise ChainError(f"The node refused the transaction: {_rpc_message(error)}.") from None
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+            raise self._refusal(tx, error) from None
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+        except TimeExhausted:
+            raise ChainError(
+                f"Transaction {HexBytes(tx_hash).to_0x_hex()} was not mined within {RECEIPT_TIMEOUT_S} s; it may "
+                "still be, so check it before sending it again."
+            ) from None
         if receipt["status"] != 1:
             raise self._replay_failure(tx, receipt)
         return receipt
 
-    def _replay_failure(self, tx: dict[str, Any], receipt: TxReceipt) -> TransactionReverted:
-        """Re-runs a mined, failed transaction as a call to learn why it reverted."""
+    def _refusal(self, tx: dict[str, Any], error: Web3RPCError) -> ChainError:
+        """Why the node refused to take `tx`. Nodes that execute a transaction on receipt
+        (Hardhat, Ganache) refuse a reverting one, some without its revert data: then a
+        replay as a call learns it."""
+        refusal = chain_error(error, "the transaction")
+        undecoded = isinstance(refusal, TransactionReverted) and refusal.error_name is None
+        if undecoded and revert_data(error) in (None, "0x"):
+            return self._replayed_revert(tx, "latest") or refusal
+        return refusal
+
+    def _replay_failure(self, tx: dict[str, Any], receipt: TxReceipt) -> ChainError:
+        """Re-runs a mined, failed transaction as a call to learn why it failed."""
+        tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
+        replayed = self._replayed_revert(tx, receipt["blockNumber"] - 1)
+        if replayed is not None:
+            return replayed
+        if "gas" in tx and receipt["gasUsed"] >= tx["gas"]:
+            return TransactionReverted(
+                f"Transaction {tx_hash} ran out of gas (it used all {tx['gas']}); "
+                "send it again with a higher gas limit."
+            )
+        return TransactionReverted(f"Transaction {tx_hash} reverted.")
+
+    def _replayed_revert(self, tx: dict[str, Any], block: int | str) -> ChainError | None:
+        """The error `tx` fails with when run as a call at `block`, or None if it succeeds."""
         call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
         try:
-            self.w3.eth.call(call, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
-        except (ContractCustomError, ContractPanicError, ContractLogicError) as error:
-            if isinstance(error.data, str):
-                return describe_revert(error.data)
-        return TransactionReverted(f"Transaction {HexBytes(receipt['transactionHash']).to_0x_hex()} reverted.")
-
-
-def _rpc_message(error: Web3RPCError) -> str:
-    payload = error.rpc_response.get("error", {}) if error.rpc_response else {}
-    return str(payload.get("message") or error.message or error).rstrip(".")
+            self.w3.eth.call(call, block)  # type: ignore[arg-type]
+        except (ContractLogicError, Web3RPCError) as error:
+            return chain_error(error, "the transaction")
+        return None
