@@ -1,0 +1,1 @@
+"""The owner's HTTP endpoint: serves public content by CID (IPFS trustless gateway)."""
