@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from exchange.accounts import dev_account
+from exchange.chain.logs import LogReader
 from exchange.chain.anvil import LocalChain
 from exchange.chain.deployment import deploy
 from exchange.chain.session import ChainSession, connect
@@ -28,6 +29,8 @@ from exchange.publish import publish_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import make_table  # noqa: E402  - the same synthetic table the tests use
+
+SPEC_SIZES: dict[str, tuple[int, int]] = {}  # spec → (canonical JSON bytes, compressed bytes on-chain)
 
 # (flow, Ocean v4 figure, Cove budget from the issue or None)
 OCEAN = {
@@ -42,8 +45,10 @@ OCEAN = {
     "policy update": ("n/a", None),
     "request (first job on the dataset)": ("270k (compute escrow lock)", 200_000),
     "request (later job)": ("270k (compute escrow lock)", 200_000),
+    "request, 30-feature spec (the demo's)": ("270k (compute escrow lock)", 200_000),
     "accept (runner claims)": ("217k (claim)", None),
     "complete": ("217k (claim)", 150_000),
+    "set endpoint (a runner announces its URL)": ("n/a", None),
     "governance: propose (set policy)": ("n/a", None),
     "governance: vote": ("n/a", None),
     "governance: queue": ("n/a", None),
@@ -88,16 +93,18 @@ def measure(home: Path) -> dict[str, int]:
         terms = parse_terms(price="6", payment_token=token, budget="9", per_job_cap="2")
         tx_hash, _ = set_policy(client[0], open_id, terms)
         gas["policy update"] = int(client[0].session.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])
-        gas.update(_job_gas(client[0], client[2], open_id))
+        gas.update(_job_gas(client[0], client[2], open_id, home))
         gas.update(_governance_gas(home, client, open_id))
         return gas
     finally:
         chain.down()
 
 
-def _job_gas(owner: CoveClient, buyer: CoveClient, dataset_id: int) -> dict[str, int]:
-    """Two requests, then the runner's accept and complete of the first (a real DP training)."""
+def _job_gas(owner: CoveClient, buyer: CoveClient, dataset_id: int, home: Path) -> dict[str, int]:
+    """Requests (the spec travels in the calldata and the JobRequested event), then the
+    runner's accept and complete of the first (a real DP training)."""
     from compute_to_data.runner import Runner
+    from exchange.demo import breast_cancer_split, demo_spec
     from exchange.jobs import request_job
     from exchange.ml.spec import ModelSpec
 
@@ -111,18 +118,38 @@ def _job_gas(owner: CoveClient, buyer: CoveClient, dataset_id: int) -> dict[str,
     later = request_job(buyer, dataset_id, spec)
     Runner(owner).poll()  # accepts and completes both
     receipt = owner.session.w3.eth.get_transaction_receipt
+    owner.index.sync()
+    job = owner.index.job(first.job_id)
+    assert job is not None and job["status"] == "completed"
+
+    # The demo's spec: breast-cancer data, 30 feature columns named in the spec.
+    private, _ = breast_cancer_split()
+    path = home / "breast-cancer.csv"
+    private.to_csv(path, index=False)
+    terms = parse_terms(price="0", free_cap=5, budget="8", per_job_cap="3", max_epochs=30)
+    cancer = publish_dataset(owner, path, name="breast cancer", terms=terms).dataset_id
+    buy_credits(buyer, cancer, 1)
+    features = [c for c in private.columns if c != "diagnosis"]
+    demo = ModelSpec.parse(demo_spec(features))
+    typical = request_job(buyer, cancer, demo)
+    SPEC_SIZES.update(small=(len(spec.to_json()), len(spec.to_wire())), demo=(len(demo.to_json()), len(demo.to_wire())))
 
     def gas_of(event: str) -> int:
-        logs = getattr(owner.jobs.events, event)().get_logs(
-            from_block=owner.deployment.block, argument_filters={"jobId": first.job_id}
+        logs = LogReader(owner.session.w3).read_events(
+            getattr(owner.jobs.events, event)(), owner.deployment.block, int(owner.session.w3.eth.block_number)
         )
-        return int(receipt(logs[-1]["transactionHash"])["gasUsed"])
+        tx = next(log["transactionHash"] for log in logs if log["args"]["jobId"] == first.job_id)
+        return int(receipt(tx)["gasUsed"])
 
     return {
         "request (first job on the dataset)": first.gas_used,
         "request (later job)": later.gas_used,
+        "request, 30-feature spec (the demo's)": typical.gas_used,
         "accept (runner claims)": gas_of("JobAccepted"),
         "complete": gas_of("JobCompleted"),
+        "set endpoint (a runner announces its URL)": int(
+            owner.session.transact(owner.cove.functions.setEndpoint("https://hospital.example/cove"))["gasUsed"]
+        ),
     }
 
 
@@ -173,6 +200,8 @@ def main() -> None:
         verdict = "" if budget is None else f"{budget:,} {'✓' if used <= budget else '✗ over'}"
         table.add_row(flow, f"{used:,}", ocean, verdict)
     Console().print(table)
+    for name, (plain, wire) in SPEC_SIZES.items():
+        print(f"{name} spec: {plain} bytes of canonical JSON, {wire} bytes compressed in the request")
 
 
 if __name__ == "__main__":

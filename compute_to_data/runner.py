@@ -1,13 +1,15 @@
 """The owner's compute-to-data runner: claims jobs, trains in the sandbox, publishes results.
 
-For every `JobRequested` on a dataset it serves, the runner:
+For every `JobRequested` on a dataset it serves (read from the event index; the request
+carries the spec itself, so nothing but the chain is needed), the runner:
 1. records the job (SQLite) and claims it on-chain with `accept` (the chain decides which
    of several workers runs it);
 2. checks, with public inputs only, the spec and its DP parameters against the *current*
    policy and recomputes the RDP curve (a request whose curve was not honestly computed is
    failed, never trained);
 3. trains in the sandbox, encrypts the weights to the buyer's key and signs provenance;
-4. sends `complete`, and only once it has landed puts the results in the content store.
+4. sends `complete`, and only once it has landed puts the results in its content store,
+   from which its endpoint serves them (the chain now names them).
 A job it refuses or cannot train is failed on-chain, which refunds the credit and releases
 the privacy reservation. Refusal reasons are public and never quote private data.
 
@@ -30,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from compute_to_data.data_files import DataFiles
 from compute_to_data.job_training import TrainingOrder, TrainingOutput
 from compute_to_data.sandbox import SandboxPolicy, run_sandboxed
 from compute_to_data.state import JobRecord, RunnerState, Stage
@@ -37,13 +40,13 @@ from compute_to_data.training import library_versions
 from exchange.catalog import dataset_view
 from exchange.client import CoveClient
 from exchange.crypto import encrypt_to
-from exchange.errors import ChainError, CoveError, SandboxError, TransactionReverted
+from exchange.errors import CoveError, SandboxError, TransactionReverted
+from exchange.jobs import RequestedJob, job_info, requested_job
 from exchange.ml.accounting import ORDERS_FIXED, DpParams, DpParamsOnchain, epsilon_fixed
 from exchange.ml.spec import ModelSpec
 from exchange.ml.weights import export_weights, load_weights
 from exchange.owned import OwnedDatasets
 from exchange.policy import model_family_hash
-from exchange.jobs import job_event, job_info
 from exchange.provenance import ProvenanceRecord, record_hash, sha256_hex, sign
 from exchange.storage import Cid, build_dag
 from exchange.units import DELTA_SCALE
@@ -75,17 +78,19 @@ class Runner:
         self,
         client: CoveClient,
         limits: RunnerLimits | None = None,
-        data_files: dict[int, Path] | None = None,
+        data: DataFiles | None = None,
         state: RunnerState | None = None,
         report: Callable[[str], None] | None = None,
     ):
         self.client = client
         self.limits = limits or RunnerLimits()
         self.address = client.session.sender
-        # Files given explicitly are fixed; otherwise those `cove publish` recorded, re-read at
-        # every poll so datasets published while the runner runs are served too.
-        self._fixed_files = data_files
-        self.data_files = data_files or self._recorded_files()
+        # Matched again at every poll, so datasets published while the runner runs are served too.
+        self.data = data or DataFiles()
+        if self.data.owned is None:
+            self.data.owned = OwnedDatasets(client.home.owned)
+        self.data.chain_id, self.data.hub = client.session.chain_id, client.cove.address
+        self.data_files: dict[int, Path] = {}
         name = f"{client.session.chain_id}-{client.jobs.address.lower()}-{self.address.lower()}"
         self.state = state or RunnerState(client.home.runner / f"{name}.sqlite")
         self.outputs = client.home.runner / f"{name}-outputs"
@@ -116,19 +121,10 @@ class Runner:
 
     def poll(self) -> list[int]:
         """Handles new requests and open jobs once; returns the ids it finished."""
-        if self._fixed_files is None:
-            self.data_files = self._recorded_files()
-        events, next_block = self._new_requests()
-        for event in events:
-            job_id = int(event["jobId"])
-            if self.state.see(job_id, int(event["datasetId"])):
-                self.report(f"job #{job_id} requested on dataset #{event['datasetId']}")
-        # Only now that every new job is recorded may the cursor move past them.
-        self.state.set_cursor("requests", next_block)
+        for job in self._new_requests():
+            if self.state.see(job.job_id, job.dataset_id):
+                self.report(f"job #{job.job_id} requested on dataset #{job.dataset_id}")
         return [record.job_id for record in self.state.in_stage(Stage.SEEN) if self._handle(record)]
-
-    def _recorded_files(self) -> dict[int, Path]:
-        return OwnedDatasets(self.client.home.owned).files(self.client.session.chain_id, self.client.cove.address)
 
     # ------------------------------------------------------------------ one job
 
@@ -136,16 +132,16 @@ class Runner:
         job_id = record.job_id
         if not self._claim(job_id):
             return False
-        event = self._request_event(job_id)
+        job = requested_job(self.client, job_id)
         try:
-            order, spec = self._check(event)
+            order, spec = self._check(job)
             self.report(f"job #{job_id}: training in the sandbox")
-            output, mechanism = self._train(event, order)
+            output, mechanism = self._train(job, order)
             weights, run = releasable(spec, order, output)
         except JobRefused as refusal:
             self._fail(job_id, str(refusal))
             return True
-        self._publish(job_id, event, spec, order, weights, run, mechanism)
+        self._publish(job, spec, order, weights, run, mechanism)
         return True
 
     def _claim(self, job_id: int) -> bool:
@@ -160,19 +156,20 @@ class Runner:
         self.report(f"job #{job_id}: accepted")
         return True
 
-    def _check(self, event: dict[str, Any]) -> tuple[TrainingOrder, ModelSpec]:
+    def _check(self, job: RequestedJob) -> tuple[TrainingOrder, ModelSpec]:
         """Every check that needs no private data, against the policy as it is now."""
-        dataset_id = int(event["datasetId"])
-        view = dataset_view(self.client, dataset_id)
-        if view.metadata is None:
-            raise JobRefused("The runner cannot read the dataset's metadata.")
+        dataset_id = job.dataset_id
+        try:
+            view = dataset_view(self.client, dataset_id)
+        except CoveError:
+            raise JobRefused("The runner cannot read the dataset's metadata.") from None
         policy = view.policy
         try:
-            spec = ModelSpec.parse(self.client.store.get(Cid.from_raw_digest(bytes(event["specDigest"]))))
-        except CoveError:
-            raise JobRefused("The spec could not be read from the content store.") from None
-        if spec.spec_hash() != "0x" + bytes(event["specHash"]).hex():
-            raise JobRefused("The spec in the store does not hash to the spec hash of the request.")
+            spec = ModelSpec.from_wire(job.spec)
+        except CoveError as error:
+            raise JobRefused(f"The request's spec is unusable: {error}") from None
+        if spec.spec_hash() != "0x" + job.spec_hash.hex():
+            raise JobRefused("The request's spec does not hash to its spec hash.")
         try:
             spec.check_against(view.metadata.schema_)
         except CoveError as error:
@@ -181,7 +178,7 @@ class Runner:
             model_family_hash(f) for f in policy.model_families
         }:
             raise JobRefused(f"The current policy no longer allows the model family {spec.family!r}.")
-        if bytes(event["modelFamily"]) != model_family_hash(spec.family):
+        if job.model_family != model_family_hash(spec.family):
             raise JobRefused("The request's model family is not the spec's.")
         if spec.epochs > policy.max_epochs:
             raise JobRefused(f"The current policy allows at most {policy.max_epochs} epochs; the spec asks {spec.epochs}.")
@@ -191,12 +188,12 @@ class Runner:
         except CoveError as error:
             raise JobRefused(str(error)) from None
         requested = DpParamsOnchain(**dict(zip(
-            ("noise_multiplier", "sample_rate", "steps", "clip_norm", "epochs"), _dp_tuple(event["dp"]), strict=True
+            ("noise_multiplier", "sample_rate", "steps", "clip_norm", "epochs"), job.dp, strict=True
         )))  # fmt: skip
         if params.to_onchain() != requested or params.delta_fixed != delta:
             raise JobRefused("The request's DP parameters are not the ones its spec gives on this dataset.")
         curve = params.curve_fixed()
-        if tuple(int(v) for v in event["rdpCurve"]) != curve:
+        if job.rdp_curve != curve:
             raise JobRefused("The request's RDP curve does not match its DP parameters.")
         if epsilon_fixed(curve, params.delta) > int(policy.per_job_cap * 10**6):
             raise JobRefused(f"The job's ε is above the current per-job cap of ε {policy.per_job_cap}.")
@@ -208,13 +205,13 @@ class Runner:
         )  # fmt: skip
         return order, spec
 
-    def _train(self, event: dict[str, Any], order: TrainingOrder) -> tuple[TrainingOutput, str]:
+    def _train(self, job: RequestedJob, order: TrainingOrder) -> tuple[TrainingOutput, str]:
         policy = SandboxPolicy(
-            dataset=self.data_files[int(event["datasetId"])],
+            dataset=self.data_files[job.dataset_id],
             cpu_seconds=self.limits.cpu_seconds,
             memory_bytes=self.limits.memory_bytes,
             wall_seconds=self.limits.wall_seconds,
-            log_path=self.client.home.runner / f"job-{int(event['jobId'])}.log",
+            log_path=self.client.home.runner / f"job-{job.job_id}.log",
         )
         try:
             result = run_sandboxed(
@@ -226,17 +223,18 @@ class Runner:
         return TrainingOutput.model_validate_json(result.output), result.mechanism
 
     def _publish(
-        self, job_id: int, event: dict[str, Any], spec: ModelSpec, order: TrainingOrder,
+        self, job: RequestedJob, spec: ModelSpec, order: TrainingOrder,
         weights: bytes, run: dict[str, Any], mechanism: str,
     ) -> None:  # fmt: skip
         """Encrypts, signs and keeps the results on disk, then completes the job."""
-        encrypted = encrypt_to(bytes(event["encryptionKey"]), weights)
+        job_id = job.job_id
+        encrypted = encrypt_to(job.encryption_key, weights)
         weights_cid, _ = build_dag(encrypted)
         record = ProvenanceRecord(
             chain_id=self.client.session.chain_id,
             compute_jobs=self.client.jobs.address,
             job_id=job_id,
-            dataset_id=int(event["datasetId"]),
+            dataset_id=job.dataset_id,
             dataset_commitment=order.commitment,
             spec_hash=spec.spec_hash(),
             runner=self.address,
@@ -283,8 +281,7 @@ class Runner:
         shutil.rmtree(folder, ignore_errors=True)
 
     def _fail(self, job_id: int, reason: str) -> None:
-        event = self._request_event(job_id)
-        curve = [int(v) for v in event["rdpCurve"]]
+        curve = list(requested_job(self.client, job_id).rdp_curve)
         try:
             self.client.session.transact(self.client.jobs.functions.fail(job_id, reason, curve))
         except TransactionReverted as error:
@@ -294,36 +291,18 @@ class Runner:
 
     # ------------------------------------------------------------------ chain reads
 
-    def _new_requests(self) -> tuple[list[dict[str, Any]], int]:
-        """JobRequested events since the cursor on datasets this runner serves, and the next block."""
-        w3 = self.client.session.w3
-        start = self.state.cursor("requests", self.client.deployment.block)
-        head = int(w3.eth.block_number)
-        if start > head:
-            return [], start
-        logs = self.client.jobs.events.JobRequested().get_logs(from_block=start, to_block=head)
-        ours = []
-        for entry in logs:
-            args = dict(entry["args"])
-            record = self.client.session.call(self.client.cove.functions.datasetOf(int(args["datasetId"])))
-            if record[5].lower() == self.address.lower() and int(args["datasetId"]) in self.data_files:
-                ours.append(args)
-        return ours, head + 1
-
-    def _request_event(self, job_id: int) -> dict[str, Any]:
-        event = job_event(self.client, "JobRequested", job_id)
-        if event is None:  # every job in the state file was seen requested
-            raise ChainError(f"The request of job #{job_id} is missing from the chain's logs.")
-        return event
+    def _new_requests(self) -> list[RequestedJob]:
+        """Jobs requested (and not yet claimed by anyone) on datasets this runner serves."""
+        index = self.client.index
+        index.sync()
+        self.data_files = self.data.match(index.datasets_served_by(self.address))
+        if not self.data_files:
+            return []
+        rows = index.jobs(dataset_ids=sorted(self.data_files))
+        return [RequestedJob.from_index(row) for row in rows if row["status"] == "requested"]
 
     def _status(self, job_id: int) -> str:
         return job_info(self.client, job_id).status
-
-
-def _dp_tuple(dp: Any) -> tuple[int, ...]:
-    if isinstance(dp, dict) or hasattr(dp, "keys"):
-        return (dp["noiseMultiplier"], dp["sampleRate"], dp["steps"], dp["clipNorm"], dp["epochs"])
-    return tuple(dp)
 
 
 def releasable(spec: ModelSpec, order: TrainingOrder, output: TrainingOutput) -> tuple[bytes, dict[str, Any]]:

@@ -27,7 +27,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason TEXT,
     updated_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS cursor (name TEXT PRIMARY KEY, block INTEGER NOT NULL);
 """
 
 
@@ -73,15 +72,6 @@ class RunnerState:
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
         return db
-
-    def cursor(self, name: str, default: int) -> int:
-        with closing(self._db()) as db:
-            row = db.execute("SELECT block FROM cursor WHERE name = ?", (name,)).fetchone()
-        return default if row is None else int(row["block"])
-
-    def set_cursor(self, name: str, block: int) -> None:
-        with closing(self._db()) as db:
-            db.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?)", (name, block))
 
     def see(self, job_id: int, dataset_id: int) -> bool:
         """Records a newly requested job; False if it was already known."""

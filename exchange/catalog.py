@@ -11,7 +11,7 @@ from web3 import Web3
 
 from exchange.client import CoveClient
 from exchange.datasets import DatasetMetadata
-from exchange.errors import CoveError, InputError, StorageError
+from exchange.errors import CoveError, InputError
 from exchange.policy import PolicyTerms, ZERO32
 from exchange.publish import load_metadata
 from exchange.storage import Cid
@@ -29,7 +29,7 @@ class DatasetView:
     rows: int
     commitment: str
     metadata_cid: str
-    metadata: DatasetMetadata | None  # None when the metadata is not in reach of this store
+    metadata: DatasetMetadata
     policy: PolicyTerms
     policy_version: int
     payment_symbol: str
@@ -58,26 +58,26 @@ def _policy_lists(client: CoveClient, dataset_id: int, struct: Any) -> dict[str,
     if latest is None or int(latest["lists_digest"], 16) == 0:
         return None
     cid = Cid.from_raw_digest(bytes.fromhex(latest["lists_digest"][2:]))
+    runner = client.session.call(client.cove.functions.datasetOf(dataset_id))[5]
+    document = client.content.get(
+        cid, client.endpoints_of(runner), what=f"allowlist and model-family list of dataset #{dataset_id}"
+    )
     try:
-        document = client.store.get(cid)
-    except StorageError:
-        raise InputError(
-            f"The allowlist of dataset #{dataset_id} ({cid}) is not in this store; ask the owner for it."
-        ) from None
-    return dict(json.loads(document))
+        return dict(json.loads(document))
+    except (ValueError, TypeError):
+        raise InputError(f"The allowlist document of dataset #{dataset_id} ({cid}) is not a JSON object.") from None
 
 
 def dataset_view(client: CoveClient, dataset_id: int) -> DatasetView:
+    """Everything public about `dataset_id`: the chain's record and policy, and its metadata
+    from the cache or the dataset's endpoint (ContentUnavailable, one sentence, when out of reach)."""
     _check_dataset_id(dataset_id)
     record = client.session.call(client.cove.functions.datasetOf(dataset_id))
     owner = client.session.call(client.cove.functions.ownerOf(dataset_id))
     controller = client.session.call(client.cove.functions.policyController(dataset_id))
     terms, version, _ = policy_of(client, dataset_id)
     digest = bytes(record[0])
-    try:
-        metadata: DatasetMetadata | None = load_metadata(client, digest)
-    except CoveError:
-        metadata = None
+    metadata = load_metadata(client, digest, client.endpoints_of(record[5]), dataset_id)
     return DatasetView(
         dataset_id=dataset_id,
         owner=owner,
@@ -98,14 +98,19 @@ def datasets_frame(client: CoveClient) -> pd.DataFrame:
     """All datasets as a DataFrame: id, name, rows, price, budget, owner, tags, ..."""
     client.index.sync()
     rows = []
+
+    def endpoint(runner: str) -> list[str]:
+        url = client.index.endpoint(runner)
+        return [url] if url else []
+
     for entry in client.index.datasets():
         latest = client.index.latest_policy(entry["id"]) or {"policy": {}, "version": 0}
         policy = latest["policy"]
         try:
-            metadata = load_metadata(client, entry["metadata_digest"])
+            metadata = load_metadata(client, entry["metadata_digest"], endpoint(entry["runner"]), entry["id"])
             name, tags, columns = metadata.name, ", ".join(metadata.tags), len(metadata.schema_.columns)
         except CoveError:
-            name, tags, columns = "(metadata not in this store)", "", None
+            name, tags, columns = "(metadata out of reach)", "", None
         token = policy.get("paymentToken")
         free = int(policy.get("price", 0)) == 0
         decimals = 18 if free or token is None else client.token_decimals(token)

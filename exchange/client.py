@@ -1,31 +1,42 @@
-"""`CoveClient`: one object holding the chain session, the deployment, storage and the index.
+"""`CoveClient`: one object holding the chain session, the deployment, content and the index.
 
 The CLI builds one per command; the SDK user builds one per notebook. Operations live in
-their own modules (publish, market, catalog) and take a client.
+their own modules (publish, market, catalog, jobs) and take a client.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 
-from exchange.chain.deployment import Deployment, load_deployment
+from exchange.chain.deployment import Deployment, find_deployment
 from exchange.chain.session import ChainSession, connect
+from exchange.connection import Target
+from exchange.errors import InputError
+from exchange.content import ContentSources
 from exchange.index import EventIndex
+from exchange.networks import checked_http_url
 from exchange.paths import HomeLayout, cove_home
-from exchange.storage import ContentStore, LocalDirectoryStore
+from exchange.storage import LocalDirectoryStore
 
 
 @dataclass
 class CoveClient:
     session: ChainSession
     deployment: Deployment
-    store: ContentStore
+    store: LocalDirectoryStore  # this home's cache of content (and the owner's published documents)
     home: HomeLayout
+    gateways: tuple[str, ...] = ()
+    log_range: int | None = None
+    content: ContentSources = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.content = ContentSources(self.store, self.gateways)
 
     @classmethod
     def open(
@@ -33,13 +44,22 @@ class CoveClient:
         rpc_url: str,
         account: LocalAccount | None = None,
         home: Path | str | None = None,
-        store: ContentStore | None = None,
+        store: LocalDirectoryStore | None = None,
+        *,
+        hub: str | None = None,
+        gateways: Sequence[str] = (),
+        log_range: int | None = None,
     ) -> CoveClient:
-        """Connects to `rpc_url` and finds Cove's deployment there (NotDeployed if absent)."""
+        """Connects to `rpc_url` and finds the Cove hub there: `hub`, else the one this home
+        recorded for the chain (NotDeployed when there is none or it is not a hub)."""
         layout = HomeLayout(cove_home(home))
         session = ChainSession(connect(rpc_url), account)
-        deployment = load_deployment(layout.deployments, session)
-        return cls(session, deployment, store or LocalDirectoryStore(layout.storage), layout)
+        deployment = find_deployment(layout.deployments, session, hub)
+        return cls(session, deployment, store or LocalDirectoryStore(layout.storage), layout, tuple(gateways), log_range)
+
+    @classmethod
+    def for_target(cls, target: Target, account: LocalAccount | None = None, home: Path | str | None = None) -> CoveClient:
+        return cls.open(target.rpc, account, home, hub=target.hub, gateways=target.gateways, log_range=target.log_range)
 
     @cached_property
     def cove(self) -> Contract:
@@ -48,7 +68,7 @@ class CoveClient:
     @cached_property
     def jobs(self) -> Contract:
         """ComputeJobs, deployed by the hub's constructor."""
-        return self.session.contract("ComputeJobs", self.session.call(self.cove.functions.computeJobs()))
+        return self.session.contract("ComputeJobs", self.deployment.compute_jobs)
 
     def erc20(self, address: str) -> Contract:
         # The test token's ABI is a superset of ERC-20 + EIP-2612 + EIP-5267.
@@ -59,10 +79,30 @@ class CoveClient:
 
     @cached_property
     def index(self) -> EventIndex:
-        return EventIndex(self.home.index, self.session, self.deployment, self.cove)
+        return EventIndex(self.home.index, self.session, self.deployment, self.cove, self.jobs, self.log_range)
 
     def token_decimals(self, address: str | None) -> int:
         return 18 if address is None else int(self.session.call(self.erc20(address).functions.decimals()))
 
     def token_symbol(self, address: str | None) -> str:
         return "free" if address is None else str(self.session.call(self.erc20(address).functions.symbol()))
+
+    def chain_time(self) -> int:
+        """The latest block's timestamp: the clock contracts compare deadlines against."""
+        return int(self.session.w3.eth.get_block("latest")["timestamp"])
+
+    def endpoint_of(self, runner: str | None) -> str | None:
+        """The public endpoint `runner` published on-chain, if it is a usable http(s) URL."""
+        if runner is None or int(runner, 16) == 0:
+            return None
+        url = str(self.session.call(self.cove.functions.endpointOf(runner)))
+        if not url:
+            return None
+        try:
+            return checked_http_url(url, "endpoint URL")
+        except InputError:  # a runner's malformed URL is simply not a source
+            return None
+
+    def endpoints_of(self, runner: str | None) -> list[str]:
+        endpoint = self.endpoint_of(runner)
+        return [endpoint] if endpoint else []

@@ -21,12 +21,12 @@ from pydantic import BaseModel
 from web3.logs import DISCARD
 
 from exchange.catalog import policy_of
+from exchange.chain.logs import LogReader
 from exchange.chain.session import ChainSession
 from exchange.client import CoveClient
-from exchange.errors import InputError
-from exchange.policy import PolicyTerms, parse_expiry, parse_terms
-from exchange.publish import single_block_digest
-from exchange.storage import canonical_json
+from exchange.errors import InputError, TransactionReverted
+from exchange.policy import parse_expiry, parse_terms
+from exchange.documents import lists_digest, offer_lists
 from exchange.units import scaled
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -103,11 +103,38 @@ class ConsortiumBook:
             if len(known) == 1:
                 return next(iter(known.values()))
             if not known:
-                raise InputError("No consortium is deployed on this chain yet; run `cove gov deploy` first.")
+                raise InputError(
+                    "This home knows no consortium on this chain: pass --consortium 0x… with its governor's "
+                    "address, or run `cove gov deploy`."
+                )
             raise InputError(f"Several consortia exist ({', '.join(sorted(known))}); pass --consortium NAME.")
         if name not in known:
-            raise InputError(f"No consortium named {name!r} on this chain; see `cove gov deploy`.")
+            raise InputError(
+                f"This home knows no consortium named {name!r} on this chain; pass its governor's address instead."
+            )
         return known[name]
+
+
+def consortium_at(client: CoveClient, governor: str) -> Consortium:
+    """The consortium whose governor is at `governor`, read from the chain: what a voter on
+    another machine needs, knowing only that address."""
+    address = _address(governor, "governor")
+    contract = client.session.contract("CoveGovernor", address)
+    try:
+        name = str(client.session.call(contract.functions.name()))
+        token = to_checksum_address(client.session.call(contract.functions.token()))
+        timelock = to_checksum_address(client.session.call(contract.functions.timelock()))
+    except (TransactionReverted, ValueError):
+        raise InputError(f"{address} is not a Cove consortium's governor; check the address.") from None
+    return Consortium(name=name, chain_id=client.session.chain_id, token=token, timelock=timelock,
+                      governor=address, block=client.deployment.block)  # fmt: skip
+
+
+def find_consortium(client: CoveClient, book: ConsortiumBook, name_or_governor: str | None) -> Consortium:
+    """A consortium by the name this home knows it by, or by its governor's address."""
+    if name_or_governor is not None and is_address(name_or_governor.strip()):
+        return consortium_at(client, name_or_governor)
+    return book.get(client.session.chain_id, name_or_governor)
 
 
 def parse_members(entries: list[str]) -> dict[str, int]:
@@ -187,7 +214,8 @@ def build_actions(client: CoveClient, consortium: Consortium, dataset_id: int, c
         terms = parse_terms(**(current.model_dump() | policy_changes))
         struct = terms.to_onchain(client.token_decimals(terms.payment_token))
         client.session.call(cove.functions.checkPolicy(struct))  # the policy setter's own refusal, now
-        digest = _lists_digest(client, terms)
+        offer_lists(client, client.session.call(cove.functions.datasetOf(dataset_id))[5], terms)
+        digest = lists_digest(terms)
         calldata = cove.encode_abi("setPolicy", [dataset_id, struct, digest])
         summary = ", ".join(f"{k}={v}" for k, v in changes.items() if k in POLICY_KEYS)
         actions.append(Action(cove.address, bytes.fromhex(calldata[2:]), f"set policy of #{dataset_id}: {summary}"))
@@ -222,7 +250,8 @@ def propose(client: CoveClient, consortium: Consortium, actions: list[Action], d
 
 def proposals(client: CoveClient, consortium: Consortium) -> list[ProposalView]:
     governor = _governor(client, consortium)
-    created = governor.events.ProposalCreated().get_logs(from_block=consortium.block)
+    head = int(client.session.w3.eth.block_number)
+    created = LogReader(client.session.w3, client.log_range).read_events(governor.events.ProposalCreated(), consortium.block, head)
     views = []
     for log in created:
         args = log["args"]
@@ -288,14 +317,6 @@ def _governor(client: CoveClient, consortium: Consortium):  # type: ignore[no-un
 def _encode(contract: Any, name: str, *args: Any) -> bytes:
     return bytes.fromhex(contract.encode_abi(name, list(args))[2:])
 
-
-def _lists_digest(client: CoveClient, terms: PolicyTerms) -> bytes:
-    lists = terms.lists_document()
-    if not lists:
-        return b"\0" * 32
-    document = canonical_json(lists)
-    client.store.put(document)
-    return single_block_digest(document, "allowlist and model-family list")
 
 
 def _policy_value(key: str, value: str) -> Any:

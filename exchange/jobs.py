@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from web3 import Web3
 from web3.logs import DISCARD
 
 from exchange.catalog import DatasetView, dataset_view
@@ -23,12 +24,12 @@ from exchange.ml.accounting import DpParams, compose, epsilon_fixed
 from exchange.ml.spec import ModelSpec
 from exchange.policy import model_family_hash
 from exchange.provenance import Check, SignedProvenance, check
-from exchange.publish import single_block_digest
-from exchange.storage import Cid, get_by_digest
+from exchange.storage import Cid
 from exchange.units import CREDIT, epsilon_from_fixed
 
 JOB_STATUSES = ("none", "requested", "accepted", "completed", "failed", "refunded")
 DEFAULT_DEADLINE_S = 24 * 3600
+MAX_SPEC_WIRE_BYTES = 16_384  # ComputeJobs.MAX_SPEC_BYTES: the compressed spec a request may carry
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,6 @@ def check_spec_policy(spec: ModelSpec, policy: Any, dataset_id: int) -> None:
 def price_job(client: CoveClient, dataset_id: int, spec: ModelSpec) -> JobQuote:
     """The job's DP parameters, curve, ε and composed ε, or the refusal the chain would give."""
     view = dataset_view(client, dataset_id)
-    if view.metadata is None:
-        raise InputError(f"The metadata of dataset #{dataset_id} is not in reach; its schema is needed for a spec.")
     spec.check_against(view.metadata.schema_)
     policy = view.policy
     check_spec_policy(spec, policy, dataset_id)
@@ -149,13 +148,17 @@ def request_job(
         tree = MerkleTree([bytes32_leaf(model_family_hash(f)) for f in terms.model_families])
         family_proof = tree.proof(bytes32_leaf(family)) or []
 
-    spec_bytes = spec.to_json()
-    spec_digest = single_block_digest(spec_bytes, "model spec")
-    now = int(client.session.w3.eth.get_block("latest")["timestamp"])
+    wire = spec.to_wire()
+    if len(wire) > MAX_SPEC_WIRE_BYTES:
+        raise SpecError(
+            f"The spec is {len(wire)} bytes compressed, above the {MAX_SPEC_WIRE_BYTES} a request may carry; "
+            "use fewer or shorter feature names."
+        )
+    now = client.chain_time()
     request = (
         dataset_id,
         bytes.fromhex(spec.spec_hash()[2:]),
-        spec_digest,
+        wire,
         quote.params.to_onchain().as_tuple(),
         list(quote.curve),
         family,
@@ -166,7 +169,6 @@ def request_job(
     )
     function = client.jobs.functions.request(request)
     client.session.simulate(function)
-    client.store.put(spec_bytes)  # the runner reads the spec from the store
     receipt = client.session.transact(function)
     event = client.jobs.events.JobRequested().process_receipt(receipt, errors=DISCARD)[0]["args"]
     return JobTicket(
@@ -199,17 +201,81 @@ def job_info(client: CoveClient, job_id: int) -> JobInfo:
 
 
 def list_jobs(client: CoveClient, consumer: str | None = None) -> list[JobInfo]:
-    """Every job (or `consumer`'s), oldest first."""
-    count = int(client.session.call(client.jobs.functions.jobCount()))
-    jobs = [job_info(client, job_id) for job_id in range(1, count + 1)]
-    return [j for j in jobs if consumer is None or j.consumer.lower() == consumer.lower()]
+    """Every job (or `consumer`'s), oldest first, from the event index."""
+    client.index.sync()
+    return [_info_from_index(row) for row in client.index.jobs(consumer=consumer)]
 
 
-def job_event(client: CoveClient, name: str, job_id: int) -> dict[str, Any] | None:
-    """The args of job `job_id`'s event `name` (JobRequested, JobCompleted, ...), if emitted."""
-    event = getattr(client.jobs.events, name)
-    logs = event.get_logs(from_block=client.deployment.block, argument_filters={"jobId": job_id})
-    return dict(logs[-1]["args"]) if logs else None
+def _info_from_index(row: dict[str, Any]) -> JobInfo:
+    completion = row["completion"] or {}
+    zero = b"\0" * 32
+
+    def digest(key: str) -> bytes:
+        return bytes.fromhex(completion[key][2:]) if key in completion else zero
+
+    return JobInfo(
+        job_id=int(row["id"]),
+        dataset_id=int(row["dataset_id"]),
+        consumer=Web3.to_checksum_address(row["consumer"]),
+        status=row["status"],
+        deadline=int(row["request"]["deadline"]),
+        runner=Web3.to_checksum_address(row["runner"]) if row["runner"] else None,
+        weights_digest=digest("weightsDigest"),
+        weights_hash=digest("weightsHash"),
+        provenance_hash=digest("provenanceHash"),
+    )
+
+
+@dataclass(frozen=True)
+class RequestedJob:
+    """A job as its JobRequested event states it (from the event index), in typed form."""
+
+    job_id: int
+    dataset_id: int
+    consumer: str
+    spec_hash: bytes
+    spec: bytes  # the spec on the wire: zlib-compressed canonical JSON (ModelSpec.from_wire)
+    dp: tuple[int, int, int, int, int]  # noise multiplier, sample rate, steps, clip norm, epochs
+    rdp_curve: tuple[int, ...]
+    model_family: bytes
+    deadline: int
+    encryption_key: bytes
+
+    @classmethod
+    def from_index(cls, row: dict[str, Any]) -> RequestedJob:
+        request = row["request"]
+        dp = request["dp"]
+        return cls(
+            job_id=int(row["id"]),
+            dataset_id=int(row["dataset_id"]),
+            consumer=Web3.to_checksum_address(row["consumer"]),
+            spec_hash=_bytes(request["specHash"]),
+            spec=_bytes(request["spec"]),
+            dp=(int(dp["noiseMultiplier"]), int(dp["sampleRate"]), int(dp["steps"]), int(dp["clipNorm"]), int(dp["epochs"])),
+            rdp_curve=tuple(int(v) for v in request["rdpCurve"]),
+            model_family=_bytes(request["modelFamily"]),
+            deadline=int(request["deadline"]),
+            encryption_key=_bytes(request["encryptionKey"]),
+        )
+
+
+def _bytes(hex_text: str) -> bytes:
+    return bytes.fromhex(hex_text.removeprefix("0x"))
+
+
+def requested_job(client: CoveClient, job_id: int) -> RequestedJob:
+    """Job `job_id`'s request, from the index (synced first)."""
+    return RequestedJob.from_index(job_events(client, job_id))
+
+
+def job_events(client: CoveClient, job_id: int) -> dict[str, Any]:
+    """Job `job_id` as its events tell it (from the index): `request` (JobRequested's
+    arguments, decoded from JSON), `completion` (JobCompleted's, or None), `status`, `reason`."""
+    client.index.sync()
+    row = client.index.job(job_id)
+    if row is None:
+        raise InputError(f"There is no job #{job_id}; list them with `cove jobs`.")
+    return row
 
 
 def wait_for(client: CoveClient, job_id: int, timeout: float = 600, poll: float = 0.5) -> JobInfo:
@@ -223,35 +289,55 @@ def wait_for(client: CoveClient, job_id: int, timeout: float = 600, poll: float 
 
 
 def fetch_result(client: CoveClient, job_id: int) -> JobResult:
-    """Downloads, decrypts and checks a completed job's weights and provenance."""
+    """Downloads (from the job's runner's endpoint, or a gateway), decrypts and checks a
+    completed job's weights and provenance record."""
     info = job_info(client, job_id)
     if info.status != "completed":
         raise InputError(f"Job #{job_id} is {info.status}, not completed; see `cove jobs`.")
     if info.consumer.lower() != client.session.sender.lower():
         raise InputError(f"Job #{job_id} belongs to {info.consumer}; only its buyer can decrypt the weights.")
-    requested = job_event(client, "JobRequested", job_id)
-    completed = job_event(client, "JobCompleted", job_id)
-    if requested is None or completed is None:
-        raise ProvenanceError(f"The events of job #{job_id} are missing from the chain's logs.")
-    provenance = SignedProvenance.from_bytes(client.store.get(Cid.from_raw_digest(bytes(completed["provenanceDigest"]))))
-    spec = ModelSpec.parse(client.store.get(Cid.from_raw_digest(bytes(requested["specDigest"]))))
-    weights = decrypt_with(client.session.account, get_by_digest(client.store, info.weights_digest))
-    return JobResult(info, weights, provenance, spec, verify(client, info, requested, provenance, weights))
+    events = job_events(client, job_id)
+    completion = events["completion"]
+    if completion is None:  # the index lags the chain by the sync that just ran: never
+        raise ProvenanceError(f"The completion of job #{job_id} is missing from the chain's logs.")
+    endpoints = client.endpoints_of(info.runner)
+    provenance_cid = Cid.from_raw_digest(bytes.fromhex(completion["provenanceDigest"][2:]))
+    provenance = SignedProvenance.from_bytes(
+        client.content.get(provenance_cid, endpoints, what=f"provenance record of job #{job_id}")
+    )
+    weights_cid = _weights_cid(provenance, info, job_id)
+    encrypted = client.content.get(weights_cid, endpoints, what=f"encrypted weights of job #{job_id}")
+    request = RequestedJob.from_index(events)
+    weights = decrypt_with(client.session.account, encrypted)
+    spec = ModelSpec.from_wire(request.spec)
+    return JobResult(info, weights, provenance, spec, verify(client, info, request, provenance, weights))
+
+
+def _weights_cid(provenance: SignedProvenance, info: JobInfo, job_id: int) -> Cid:
+    """The weights' CID as the record names it, only if the chain's digest agrees (no other
+    content is ever fetched on the record's word)."""
+    try:
+        cid = Cid.parse(provenance.record.weights_cid)
+    except InputError:
+        raise ProvenanceError(f"The provenance record of job #{job_id} names no valid weights CID.") from None
+    if cid.digest != info.weights_digest:
+        raise ProvenanceError(f"The provenance record of job #{job_id} names weights other than those completed on-chain.")
+    return cid
 
 
 def verify(
-    client: CoveClient, info: JobInfo, requested: dict[str, Any], signed: SignedProvenance, weights: bytes
+    client: CoveClient, info: JobInfo, requested: RequestedJob, signed: SignedProvenance, weights: bytes
 ) -> list[Check]:
     """Every check a buyer can make: signature, hashes on chain, spec, ε, commitment, CIDs."""
     record = signed.record
-    curve = [int(v) for v in requested["rdpCurve"]]
+    curve = list(requested.rdp_curve)
     ledger_epsilon = int(client.session.call(client.jobs.functions.epsilonOf(curve, record.delta)))
     checks = check(
         signed,
         expected_runner=info.runner or "0x" + "00" * 20,
         onchain_provenance_hash=info.provenance_hash,
         weights_plaintext=weights,
-        spec_hash=bytes(requested["specHash"]),
+        spec_hash=requested.spec_hash,
         ledger_epsilon=ledger_epsilon,
         ledger_curve=curve,
         job_id=info.job_id,

@@ -8,7 +8,6 @@ approval). Every refusal the contract would make is checked first and explained.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -17,12 +16,14 @@ from web3.contract import Contract
 from web3.types import TxReceipt
 
 from exchange.catalog import policy_of
+from exchange.chain.anvil import LOCAL_CHAIN_ID
 from exchange.client import CoveClient
-from exchange.errors import InputError, TransactionReverted
+from exchange.errors import ChainError, InputError, TransactionReverted
 from exchange.merkle import MerkleTree, address_leaf
-from exchange.units import CREDIT
+from exchange.units import CREDIT, scaled
 
 _PERMIT_TTL_S = 3600
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 @dataclass
@@ -36,23 +37,34 @@ class Purchase:
     method: str = "buy"  # "buy", "approve+buy" or "buyWithPermit"
 
 
-def buy_credits(client: CoveClient, dataset_id: int, credits: int, approve: bool = True) -> Purchase:
-    """Buys `credits` job credits of `dataset_id` for the session's account."""
+@dataclass(frozen=True)
+class PurchaseQuote:
+    """What a purchase costs now, in which token: the bound the purchase is sent with."""
+
+    dataset_id: int
+    credits: int
+    payment_token: str | None  # None: free
+    cost_units: int  # in the payment token's smallest units
+    decimals: int
+    symbol: str
+    proof: list[bytes]
+
+    @property
+    def cost(self) -> Decimal:
+        return Decimal(self.cost_units) / 10**self.decimals
+
+
+def quote_purchase(client: CoveClient, dataset_id: int, credits: int) -> PurchaseQuote:
+    """The price of `credits` credits of `dataset_id` for the session's account, with every
+    refusal the contract would make checked first and explained."""
     if credits < 1:
         raise InputError("Buy at least one credit.")
     buyer = client.session.sender
     terms, _, struct = policy_of(client, dataset_id)
-    now = int(client.session.w3.eth.get_block("latest")["timestamp"])
-    if terms.expiry is not None and now > int(terms.expiry.timestamp()):
+    if terms.expiry is not None and client.chain_time() > int(terms.expiry.timestamp()):
         raise InputError(f"Dataset #{dataset_id} stopped selling credits at {terms.expiry:%Y-%m-%d %H:%M UTC}.")
     proof = _allowlist_proof(dataset_id, terms.allowlist, buyer) if terms.allowlist else []
-
-    price_units = int(struct[1])
-    cost_units = price_units * credits
-    symbol = client.token_symbol(terms.payment_token) if cost_units else "free"
-    decimals = client.token_decimals(terms.payment_token) if cost_units else 0
-    purchase = Purchase(dataset_id, credits, Decimal(cost_units) / 10**decimals, symbol)
-    buy = client.cove.functions.buy(dataset_id, credits, cost_units, proof)
+    cost_units = int(struct[1]) * credits
     if cost_units == 0:
         taken = client.session.call(client.cove.functions.freeCreditsTaken(dataset_id, buyer))
         if taken + credits > terms.free_cap:
@@ -60,27 +72,48 @@ def buy_credits(client: CoveClient, dataset_id: int, credits: int, approve: bool
                 f"Dataset #{dataset_id} gives at most {terms.free_cap} free credits per address and you "
                 f"already took {taken}."
             )
+        return PurchaseQuote(dataset_id, credits, None, 0, 0, "free", proof)
+    token = terms.payment_token
+    return PurchaseQuote(
+        dataset_id, credits, token, cost_units, client.token_decimals(token), client.token_symbol(token), proof
+    )
+
+
+def buy_credits(client: CoveClient, dataset_id: int, credits: int, approve: bool = True) -> Purchase:
+    """Buys `credits` job credits of `dataset_id` for the session's account, at today's quote."""
+    return execute_purchase(client, quote_purchase(client, dataset_id, credits), approve)
+
+
+def execute_purchase(client: CoveClient, quote: PurchaseQuote, approve: bool = True) -> Purchase:
+    """Buys what `quote` priced. The contract is told the quoted token and cost as the most the
+    buyer pays, so a policy that changed price or token since the quote is refused on-chain."""
+    buyer = client.session.sender
+    purchase = Purchase(quote.dataset_id, quote.credits, quote.cost, quote.symbol)
+    buy = client.cove.functions.buy(
+        quote.dataset_id, quote.credits, quote.payment_token or ZERO_ADDRESS, quote.cost_units, quote.proof
+    )
+    if quote.payment_token is None:
         return _record(purchase, client.session.transact(buy), "buy")
 
-    token = client.erc20(terms.payment_token)  # type: ignore[arg-type]
+    token = client.erc20(quote.payment_token)
     balance = client.session.call(token.functions.balanceOf(buyer))
-    if balance < cost_units:
+    if balance < quote.cost_units:
         raise InputError(
-            f"{credits} credit(s) cost {purchase.cost} {symbol} but {buyer} holds "
-            f"{Decimal(balance) / 10**decimals} {symbol}; get more first (on the local chain: `cove faucet`)."
+            f"{quote.credits} credit(s) cost {quote.cost} {quote.symbol} but {buyer} holds "
+            f"{Decimal(balance) / 10**quote.decimals} {quote.symbol}; get more first (on the local chain: `cove faucet`)."
         )
     allowance = client.session.call(token.functions.allowance(buyer, client.cove.address))
-    if allowance >= cost_units:
+    if allowance >= quote.cost_units:
         return _record(purchase, client.session.transact(buy), "buy")
     if not approve:
         raise InputError(
-            f"The allowance for Cove is {Decimal(allowance) / 10**decimals} {symbol} but the purchase costs "
-            f"{purchase.cost} {symbol}; approve it or leave out --no-approve."
+            f"The allowance for Cove is {Decimal(allowance) / 10**quote.decimals} {quote.symbol} but the purchase "
+            f"costs {quote.cost} {quote.symbol}; approve it or leave out --no-approve."
         )
-    permitted = _buy_with_permit(client, token, dataset_id, credits, cost_units, proof)
+    permitted = _buy_with_permit(client, token, quote)
     if permitted is not None:
         return _record(purchase, permitted, "buyWithPermit")
-    _record(purchase, client.session.transact(token.functions.approve(client.cove.address, cost_units)), "approve")
+    _record(purchase, client.session.transact(token.functions.approve(client.cove.address, quote.cost_units)), "approve")
     return _record(purchase, client.session.transact(buy), "approve+buy")
 
 
@@ -98,10 +131,12 @@ def _allowlist_proof(dataset_id: int, allowlist: tuple[str, ...], buyer: str) ->
     return proof
 
 
-def _buy_with_permit(
-    client: CoveClient, token: Contract, dataset_id: int, credits: int, cost: int, proof: list[bytes]
-) -> TxReceipt | None:
-    """Approve-by-signature and buy in one transaction; None if the token has no permits."""
+def _buy_with_permit(client: CoveClient, token: Contract, quote: PurchaseQuote) -> TxReceipt | None:
+    """Approve-by-signature and buy in one transaction; None if the token has no permits.
+
+    The permit's deadline is counted from the chain's clock, not this machine's: a local
+    chain moved ahead (voting periods, timelock delays) would otherwise see it as expired.
+    """
     session = client.session
     owner = session.sender
     try:
@@ -109,7 +144,8 @@ def _buy_with_permit(
         nonce = session.call(token.functions.nonces(owner))
     except TransactionReverted:
         return None
-    deadline = int(time.time()) + _PERMIT_TTL_S
+    deadline = client.chain_time() + _PERMIT_TTL_S
+    cost = quote.cost_units
     typed = encode_typed_data(
         full_message={
             "types": {
@@ -134,9 +170,34 @@ def _buy_with_permit(
     )
     signed = session.account.sign_message(typed)  # type: ignore[union-attr]
     function = client.cove.functions.buyWithPermit(
-        dataset_id, credits, cost, proof, deadline, signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
-    )
+        quote.dataset_id, quote.credits, quote.payment_token, cost, quote.proof,
+        deadline, signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big"),
+    )  # fmt: skip
     return session.transact(function)
+
+
+def mint_test_tokens(client: CoveClient, amount: str | float) -> tuple[str, Decimal]:
+    """Mints `amount` whole test tokens (the local chain's tUSD) to the session's account;
+    returns the transaction hash and the new balance. Refused off the local chain."""
+    token_address = client.deployment.payment_token
+    if client.session.chain_id != LOCAL_CHAIN_ID or token_address is None:
+        raise ChainError(
+            "There is no test token off the local chain (and no faucet): pay with an ERC-20 you hold, "
+            "and publish priced datasets in one with `cove publish … --price 5 --token 0x…`."
+        )
+    decimals = client.token_decimals(token_address)
+    try:
+        units = scaled(amount, 10**decimals, "amount")
+    except ValueError as error:
+        raise InputError(f"The {error}.") from None
+    if units <= 0:
+        raise InputError("The amount must be greater than 0.")
+    if units > 10_000 * 10**decimals:  # the token's own limit; larger numbers would not even encode
+        raise InputError("The faucet gives at most 10000 tokens per call.")
+    token = client.erc20(token_address)
+    receipt = client.session.transact(token.functions.faucet(units))
+    balance = Decimal(client.session.call(token.functions.balanceOf(client.session.sender))) / 10**decimals
+    return receipt["transactionHash"].to_0x_hex(), balance
 
 
 @dataclass(frozen=True)

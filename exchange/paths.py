@@ -48,6 +48,11 @@ class HomeLayout:
         return self._dir("index")
 
     @property
+    def networks(self) -> Path:
+        """Named networks (`cove network add`): RPC URL, hub address, gateways."""
+        return self.root / "networks.json"
+
+    @property
     def owned(self) -> Path:
         """The owner's private map of dataset ids to local files."""
         return self.root / "owned-datasets.json"

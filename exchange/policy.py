@@ -67,7 +67,7 @@ class PolicyTerms(BaseModel):
     @classmethod
     def _allowlist(cls, value: Any) -> tuple[str, ...]:
         addresses = []
-        for position, entry in enumerate(value or (), start=1):
+        for position, entry in enumerate(_as_list(value), start=1):
             text = str(entry).strip()
             if not is_address(text):
                 raise PolicyError(
@@ -80,7 +80,7 @@ class PolicyTerms(BaseModel):
     @field_validator("model_families", mode="before")
     @classmethod
     def _families(cls, value: Any) -> tuple[str, ...]:
-        families = {str(f).strip().lower() for f in value or ()}
+        families = {str(f).strip().lower() for f in _as_list(value)}
         if "" in families:
             raise PolicyError("A model family name must not be empty.")
         return tuple(sorted(families))
@@ -202,3 +202,12 @@ def parse_terms(**fields: Any) -> PolicyTerms:
             raise cause from None
         field = ".".join(str(p) for p in first["loc"]) or "policy"
         raise PolicyError(f"The policy's {field} is invalid: {first['msg']}.") from None
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A list of entries; one string is one entry (never its characters)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)

@@ -1,7 +1,8 @@
-"""Publishing a dataset: validate, commit, describe, store the metadata, one transaction.
+"""Publishing a dataset: validate, commit, describe, hand the metadata over, one transaction.
 
 The private file is only read here; it stays where it is. Everything that can be checked
-is checked (and the transaction simulated) before anything is stored or sent, so a
+is checked (and the transaction simulated) before anything is stored or sent, and the
+metadata is handed to the runner's endpoint before the transaction that names it, so a
 refused publish leaves nothing behind but content-addressed blobs nobody points to.
 """
 
@@ -14,10 +15,11 @@ from web3.logs import DISCARD
 
 from exchange.client import CoveClient
 from exchange.datasets import DatasetMetadata, prepare_metadata
+from exchange.documents import lists_digest, lists_document, offer_documents, single_block_digest
 from exchange.errors import InputError
 from exchange.owned import OwnedDatasets
 from exchange.policy import PolicyTerms
-from exchange.storage import CHUNK_SIZE, Cid, canonical_json
+from exchange.storage import Cid, compute_cid
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -27,19 +29,9 @@ class PublishResult:
     dataset_id: int
     datatoken: str
     metadata_cid: str
+    endpoint: str | None  # the runner's endpoint that serves the metadata (None: none on chain)
     tx_hash: str
     gas_used: int
-
-
-def single_block_digest(document: bytes, what: str) -> bytes:
-    """The sha256 digest that names `document` on-chain as a raw-codec CIDv1.
-
-    On-chain records keep a 32-byte digest; it identifies the CID only when the document
-    is one raw block, so documents are limited to one chunk (256 KiB).
-    """
-    if len(document) > CHUNK_SIZE:
-        raise InputError(f"The {what} is {len(document)} bytes, above the {CHUNK_SIZE}-byte limit; shorten it.")
-    return Cid.of_block(0x55, document).digest
 
 
 def publish_dataset(
@@ -66,36 +58,37 @@ def publish_dataset(
         )
 
     metadata_bytes = metadata.to_json_bytes()
-    lists = terms.lists_document()
-    lists_bytes = canonical_json(lists) if lists else b""
+    runner = runner or client.session.sender
     params = (
         single_block_digest(metadata_bytes, "metadata document"),
         commitment,
         metadata.rows,
-        runner or client.session.sender,
+        runner,
         controller or ZERO_ADDRESS,
     )
     policy = terms.to_onchain(client.token_decimals(terms.payment_token))
-    lists_digest = single_block_digest(lists_bytes, "allowlist and model-family list") if lists else b"\0" * 32
-    publish = client.cove.functions.publish(params, policy, lists_digest)
+    publish = client.cove.functions.publish(params, policy, lists_digest(terms))
     client.session.simulate(publish)
 
-    metadata_cid = client.store.put(metadata_bytes)
-    if lists:
-        client.store.put(lists_bytes)
+    lists = lists_document(terms)
+    endpoint = offer_documents(client, runner, [metadata_bytes, *([lists] if lists else [])])
     receipt = client.session.transact(publish)
     event = client.cove.events.DatasetPublished().process_receipt(receipt, errors=DISCARD)[0]["args"]
     OwnedDatasets(client.home.owned).remember(client.session.chain_id, client.cove.address, int(event["datasetId"]), path)
     return PublishResult(
         dataset_id=int(event["datasetId"]),
         datatoken=str(event["datatoken"]),
-        metadata_cid=str(metadata_cid),
+        metadata_cid=str(compute_cid(metadata_bytes)),
+        endpoint=endpoint,
         tx_hash=receipt["transactionHash"].to_0x_hex(),
         gas_used=int(receipt["gasUsed"]),
     )
 
 
-def load_metadata(client: CoveClient, metadata_digest: bytes | str) -> DatasetMetadata:
-    """The metadata document a dataset's on-chain digest names."""
+def load_metadata(
+    client: CoveClient, metadata_digest: bytes | str, endpoints: list[str], dataset_id: int
+) -> DatasetMetadata:
+    """The metadata document a dataset's on-chain digest names, from the cache or `endpoints`."""
     digest = bytes.fromhex(metadata_digest.removeprefix("0x")) if isinstance(metadata_digest, str) else metadata_digest
-    return DatasetMetadata.from_json_bytes(client.store.get(Cid.from_raw_digest(digest)))
+    cid = Cid.from_raw_digest(digest)
+    return DatasetMetadata.from_json_bytes(client.content.get(cid, endpoints, what=f"metadata of dataset #{dataset_id}"))

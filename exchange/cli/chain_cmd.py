@@ -5,11 +5,12 @@ from __future__ import annotations
 import typer
 
 from exchange.chain.anvil import LOCAL_CHAIN_ID, LocalChain
-from exchange.chain.deployment import deploy, deployment_file, load_deployment
+from exchange.chain.deployment import checked_hub_address, deploy, find_deployment, recorded_hub
 from exchange.chain.session import ChainSession, connect
-from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, layout, resolve_rpc, unlock
+from exchange.cli.options import chain_command, AccountOption, HomeOption, JsonOption, RpcOption, layout, resolve_rpc, target, unlock
 from exchange.cli.output import console, fields, print_json, success
-from exchange.errors import NotDeployed
+from exchange.connection import Target
+from exchange.errors import AccountError, ChainError, NotDeployed
 
 app = typer.Typer(help="Start, stop and inspect the local anvil chain.", no_args_is_help=True)
 
@@ -36,18 +37,24 @@ def down(home: HomeOption = None, json: JsonOption = False) -> None:
 
 
 @app.command()
+@chain_command
 def status(home: HomeOption = None, rpc: RpcOption = None, json: JsonOption = False) -> None:
-    """Show the chain Cove talks to: URL, chain id, head block, deployment."""
+    """Show the chain Cove talks to: URL, chain id, head block, and the Cove hub there."""
     info = LocalChain(layout(home).chain).running()
-    url = rpc or (info.rpc_url if info else None)
-    report: dict[str, object] = {"local_chain_running": info is not None, "rpc_url": url}
-    if url:
-        session = ChainSession(connect(url))
+    try:
+        where: Target | None = target(home, rpc)
+    except ChainError:  # nothing named and no local chain: report just that
+        where = None
+    report: dict[str, object] = {"local_chain_running": info is not None, "rpc_url": where.rpc if where else None}
+    if where is not None:
+        session = ChainSession(connect(where.rpc))
         report |= {"chain_id": session.chain_id, "block": int(session.w3.eth.block_number)}
         try:
-            report["cove"] = load_deployment(layout(home).deployments, session).cove
-        except NotDeployed:
-            report["cove"] = None
+            deployment = find_deployment(layout(home).deployments, session, where.hub)
+            report |= {"cove": deployment.cove, "compute_jobs": deployment.compute_jobs,
+                       "deployment_block": deployment.block, "payment_token": deployment.payment_token}  # fmt: skip
+        except NotDeployed as error:
+            report |= {"cove": None, "problem": str(error)}
     if json:
         print_json(report)
     else:
@@ -55,6 +62,7 @@ def status(home: HomeOption = None, rpc: RpcOption = None, json: JsonOption = Fa
 
 
 @app.command()
+@chain_command
 def mine(
     blocks: int = typer.Option(1, "--blocks", min=1, help="Blocks to mine."),
     seconds: int = typer.Option(0, "--seconds", min=0, help="Seconds to move the clock forward first."),
@@ -72,19 +80,23 @@ def mine(
         success(f"mined {blocks} block(s); now block {block['number']} at {block['timestamp']}")
 
 
+@chain_command
 def deploy_command(
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,
+    token: str | None = typer.Option(None, "--token", help="Default payment token of the hub: an existing ERC-20 [default: a new test token (tUSD) on the local chain, none elsewhere]."),
     redeploy: bool = typer.Option(False, "--redeploy", help="Deploy anew even if Cove is deployed here."),
     json: JsonOption = False,
 ) -> None:
-    """Deploy Cove's contracts (and a test payment token on the local chain)."""
-    session = ChainSession(connect(resolve_rpc(home, rpc)))
+    """Deploy a Cove hub (and a test payment token on the local chain); anyone can then use
+    it knowing the RPC URL and the hub's address."""
+    where = target(home, rpc)
+    session = ChainSession(connect(where.rpc))
     directory = layout(home).deployments
-    if not redeploy and deployment_file(directory, session.chain_id).exists():
+    if not redeploy and where.hub is None and recorded_hub(directory, session.chain_id):
         try:
-            existing = load_deployment(directory, session)
+            existing = find_deployment(directory, session)
         except NotDeployed:
             existing = None
         if existing is not None:
@@ -93,16 +105,25 @@ def deploy_command(
             else:
                 success(f"Cove is already deployed on chain {session.chain_id} at {existing.cove} (--redeploy to replace)")
             return
-    name = account or ("dev0" if session.chain_id == LOCAL_CHAIN_ID else None)
+    local = session.chain_id == LOCAL_CHAIN_ID
+    name = account or ("dev0" if local else None)
     if name is None:
-        typer.echo("Pass --account NAME to pay for the deployment.", err=True)
-        raise typer.Exit(2)
+        raise AccountError("Pass --account NAME (a keystore account with gas money) to pay for the deployment.")
+    if token is not None:
+        token = checked_hub_address(token)  # any address: the token need not be a hub
     session.account = unlock(home, name, session.chain_id)
     with console.status("deploying contracts..."):
-        deployment = deploy(directory, session)
+        deployment = deploy(directory, session, token)
     if json:
         print_json(deployment.model_dump() | {"deployed_now": True})
-    else:
-        success(f"Cove deployed on chain {deployment.chain_id} at {deployment.cove}")
-        if deployment.payment_token:
-            success(f"test payment token (tUSD) at {deployment.payment_token}")
+        return
+    success(f"Cove deployed on chain {deployment.chain_id} at {deployment.cove} (from block {deployment.block})")
+    if deployment.payment_token and local and token is None:
+        success(f"test payment token (tUSD) at {deployment.payment_token}")
+    if not local:
+        console.print(
+            "Off the local chain there is no test token and no time travel (`cove faucet`, `cove chain mine`): "
+            "price datasets in an existing ERC-20 with `cove publish … --price 5 --token 0x…`."
+        )
+    console.print(f"Others reach this hub with `--rpc {where.rpc} --hub {deployment.cove}` "
+                  f"(or `cove network add NAME --rpc {where.rpc} --hub {deployment.cove}`).")  # fmt: skip

@@ -9,14 +9,14 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from exchange.catalog import DatasetView, dataset_view, datasets_frame, policy_of
-from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, layout, open_client
+from exchange.cli.options import chain_command, AccountOption, HomeOption, JsonOption, RpcOption, layout, open_client
 from exchange.cli.output import console, fields, print_json, success, table
 from exchange.cli.policy_options import (
     Allow, AllowFile, Budget, ComputeOnly, Delta, Expiry, Family, FreeCap, MaxEpochs, PerJobCap, Price, Token,
     policy_fields,
 )  # fmt: skip
 from exchange.errors import PolicyError
-from exchange.governance import ConsortiumBook
+from exchange.governance import ConsortiumBook, find_consortium
 from exchange.policy import PolicyTerms, parse_terms
 from exchange.policy_update import set_policy
 from exchange.publish import publish_dataset
@@ -25,6 +25,7 @@ dataset_app = typer.Typer(help="Inspect one dataset.", no_args_is_help=True)
 policy_app = typer.Typer(help="Show or change a dataset's access policy.", no_args_is_help=True)
 
 
+@chain_command
 def publish(
     file: Path = typer.Argument(..., help="The private CSV or Parquet file (it stays where it is)."),
     name: str = typer.Option(..., "--name", help="Public name of the dataset."),
@@ -44,7 +45,7 @@ def publish(
     family: Family = None,
     compute_only: ComputeOnly = None,
     runner: str | None = typer.Option(None, "--runner", help="Runner account address [default: the publisher]."),
-    governed_by: str | None = typer.Option(None, "--governed-by", help="Consortium whose votes alone may change the policy."),
+    governed_by: str | None = typer.Option(None, "--governed-by", help="Consortium (name or governor address) whose votes alone may change the policy."),
     mock_rows: int = typer.Option(20, "--mock-rows", min=1, max=1000, help="Rows in the public mock sample."),
     home: HomeOption = None,
     rpc: RpcOption = None,
@@ -67,7 +68,7 @@ def publish(
     terms = parse_terms(**given)
     controller = None
     if governed_by is not None:
-        controller = ConsortiumBook(layout(home).deployments).get(client.session.chain_id, governed_by).timelock
+        controller = find_consortium(client, ConsortiumBook(layout(home).deployments), governed_by).timelock
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True, disable=json) as progress:  # fmt: skip
         progress.add_task("validating, committing and publishing...", total=None)
@@ -80,8 +81,15 @@ def publish(
     else:
         success(f"published dataset #{result.dataset_id} '{name}' (metadata {result.metadata_cid})")
         console.print(f"  datatoken {result.datatoken}, transaction {result.tx_hash}, gas {result.gas_used:,}")
+        if result.endpoint:
+            console.print(f"  buyers read its metadata from the runner's endpoint {result.endpoint}")
+        else:
+            console.print("  [yellow]its runner announces no endpoint on-chain yet[/yellow], so only this home holds the "
+                          "metadata: start `cove runner start --listen …`, then `cove dataset push "
+                          f"{result.dataset_id}`")  # fmt: skip
 
 
+@chain_command
 def datasets(home: HomeOption = None, rpc: RpcOption = None, json: JsonOption = False) -> None:
     """List the published datasets."""
     frame = datasets_frame(open_client(home, rpc, None, needs_account=False))
@@ -112,6 +120,7 @@ def _policy_pairs(view_policy: PolicyTerms, version: int, symbol: str) -> list[t
 
 
 @dataset_app.command("show")
+@chain_command
 def show(
     dataset_id: int = typer.Argument(..., help="Dataset id."),
     mock: bool = typer.Option(True, "--mock/--no-mock", help="Show the mock sample."),
@@ -126,17 +135,13 @@ def show(
         return
     meta = view.metadata
     console.print(fields(f"Dataset #{view.dataset_id}", [
-        ("name", meta.name if meta else "(metadata not in this store)"),
-        ("description", meta.description if meta else None),
-        ("license", meta.license if meta else None),
-        ("tags", ", ".join(meta.tags) if meta else None),
+        ("name", meta.name), ("description", meta.description), ("license", meta.license),
+        ("tags", ", ".join(meta.tags)),
         ("rows", view.rows), ("privacy unit", "one row"), ("commitment", view.commitment),
         ("metadata CID", view.metadata_cid), ("owner", view.owner), ("policy controller", view.controller),
         ("runner", view.runner), ("datatoken", view.datatoken),
     ]))  # fmt: skip
     console.print(fields("Policy", _policy_pairs(view.policy, view.policy_version, view.payment_symbol)))
-    if meta is None:
-        return
     console.print(table("Schema", ["column", "kind", "nullable", "range / categories"], [
         [c.name, c.kind, "yes" if c.nullable else "no",
          ", ".join(c.categories) if c.categories else
@@ -149,14 +154,33 @@ def show(
                             list(frame.columns), frame.astype(object).where(frame.notna(), None).values.tolist()))  # fmt: skip
 
 
+@dataset_app.command("push")
+@chain_command
+def push(
+    dataset_id: int = typer.Argument(..., help="Dataset id."),
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Hand a dataset's metadata and allowlists (from this home) to its runner's endpoint again."""
+    from exchange.documents import push_dataset_documents
+
+    endpoint, cids = push_dataset_documents(open_client(home, rpc, None, needs_account=False), dataset_id)
+    if json:
+        print_json({"dataset_id": dataset_id, "endpoint": endpoint, "cids": [str(c) for c in cids]})
+    else:
+        success(f"{len(cids)} document(s) of dataset #{dataset_id} handed to {endpoint}")
+
+
 def _view_json(view: DatasetView) -> dict[str, Any]:
     data = {k: v for k, v in view.__dict__.items() if k not in ("metadata", "policy")}
     data["policy"] = view.policy.model_dump(mode="json")
-    data["metadata"] = view.metadata.model_dump(mode="json", by_alias=True) if view.metadata else None
+    data["metadata"] = view.metadata.model_dump(mode="json", by_alias=True)
     return data
 
 
 @policy_app.command("show")
+@chain_command
 def policy_show(
     dataset_id: int = typer.Argument(..., help="Dataset id."),
     home: HomeOption = None,
@@ -173,6 +197,7 @@ def policy_show(
 
 
 @policy_app.command("set")
+@chain_command
 def policy_set(
     dataset_id: int = typer.Argument(..., help="Dataset id."),
     price: Price = None,

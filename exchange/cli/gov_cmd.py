@@ -6,23 +6,28 @@ from datetime import UTC, datetime
 
 import typer
 
-from exchange.chain.session import ChainSession, connect
-from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, layout, open_client, resolve_rpc, unlock
+from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, chain_command, layout, open_client
 from exchange.cli.output import console, print_json, success, table
 from exchange.errors import InputError
 from exchange.governance import (
-    ConsortiumBook, build_actions, delegate, deploy_consortium, execute, parse_members, proposals, propose, queue, vote,
+    ConsortiumBook, build_actions, delegate, deploy_consortium, execute, find_consortium, parse_members, proposals,
+    propose, queue, vote,
 )  # fmt: skip
 
 app = typer.Typer(help="Govern datasets by a consortium's vote (Governor + timelock).", no_args_is_help=True)
-ConsortiumOption = typer.Option(None, "--consortium", "-c", help="Consortium name [default: the only one].")
+ConsortiumOption = typer.Option(None, "--consortium", "-c", help="Consortium: its name in this home, or its governor's address [default: the only one this home knows].")
 
 
 def _book(home):  # type: ignore[no-untyped-def]
     return ConsortiumBook(layout(home).deployments)
 
 
+def _consortium(client, home, consortium: str | None):  # type: ignore[no-untyped-def]
+    return find_consortium(client, _book(home), consortium)
+
+
 @app.command("deploy")
+@chain_command
 def deploy_cmd(
     name: str = typer.Option(..., "--name", help="The consortium's name."),
     member: list[str] = typer.Option(..., "--member", help="ADDRESS=VOTES (repeatable)."),
@@ -38,8 +43,7 @@ def deploy_cmd(
 ) -> None:
     """Deploy a consortium: membership token (votes), timelock and governor."""
     members = parse_members(member)
-    session = ChainSession(connect(resolve_rpc(home, rpc)))
-    session.account = unlock(home, account or "dev0", session.chain_id)
+    session = open_client(home, rpc, account).session
     with console.status("deploying the consortium..."):
         consortium = deploy_consortium(
             session, _book(home), name=name, members=members, voting_delay=voting_delay,
@@ -49,7 +53,8 @@ def deploy_cmd(
         print_json(consortium.model_dump())
     else:
         success(f"consortium {name!r}: governor {consortium.governor}, timelock {consortium.timelock}")
-        console.print(f"  publish governed datasets with `cove publish ... --controller {consortium.timelock}`")
+        console.print(f"  publish governed datasets with `cove publish … --governed-by {name}`; members on other "
+                      f"machines name it with `--consortium {consortium.governor}`")
 
 
 def _parse_sets(values: list[str]) -> dict[str, str]:
@@ -63,6 +68,7 @@ def _parse_sets(values: list[str]) -> dict[str, str]:
 
 
 @app.command("propose")
+@chain_command
 def propose_cmd(
     dataset_id: int = typer.Option(..., "--dataset", help="The governed dataset."),
     sets: list[str] = typer.Option(..., "--set", help="KEY=VALUE: a policy field (budget, per_job_cap, price, ...), runner, paused or controller."),
@@ -75,7 +81,7 @@ def propose_cmd(
 ) -> None:
     """Propose changes to a governed dataset; invalid policies are refused now, not at execution."""
     client = open_client(home, rpc, account)
-    found = _book(home).get(client.session.chain_id, consortium)
+    found = _consortium(client, home, consortium)
     actions = build_actions(client, found, dataset_id, _parse_sets(sets))
     proposal_id = propose(client, found, actions, description)
     if json:
@@ -89,6 +95,7 @@ def _when(timestamp: int) -> str:
 
 
 @app.command("proposals")
+@chain_command
 def proposals_cmd(
     consortium: str | None = ConsortiumOption,
     home: HomeOption = None,
@@ -97,7 +104,7 @@ def proposals_cmd(
 ) -> None:
     """Proposals with their state, votes, quorum and deadlines."""
     client = open_client(home, rpc, None, needs_account=False)
-    found = proposals(client, _book(home).get(client.session.chain_id, consortium))
+    found = proposals(client, _consortium(client, home, consortium))
     if json:
         print_json([{**p.__dict__, "proposal_id": str(p.proposal_id)} for p in found])
         return
@@ -115,6 +122,7 @@ def _proposal_id(text: str) -> int:
 
 
 @app.command("vote")
+@chain_command
 def vote_cmd(
     proposal: str = typer.Argument(..., help="Proposal id."),
     choice: str = typer.Argument(..., help="for, against or abstain."),
@@ -123,53 +131,67 @@ def vote_cmd(
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Vote on an active proposal."""
     client = open_client(home, rpc, account)
-    vote(client, _book(home).get(client.session.chain_id, consortium), _proposal_id(proposal), choice, reason)
-    success(f"{client.session.sender} voted {choice}")
+    vote(client, _consortium(client, home, consortium), _proposal_id(proposal), choice, reason)
+    _done(json, f"{client.session.sender} voted {choice}", voter=client.session.sender, proposal_id=proposal, choice=choice)
 
 
 @app.command("delegate")
+@chain_command
 def delegate_cmd(
     to: str = typer.Argument(..., help="Address to delegate your votes to (yourself to vote directly)."),
     consortium: str | None = ConsortiumOption,
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Delegate your voting power (it counts from the next proposal's snapshot on)."""
     client = open_client(home, rpc, account)
-    delegate(client, _book(home).get(client.session.chain_id, consortium), to)
-    success(f"{client.session.sender} delegated to {to}")
+    delegate(client, _consortium(client, home, consortium), to)
+    _done(json, f"{client.session.sender} delegated to {to}", delegator=client.session.sender, delegate=to)
 
 
 def _run_step(step, proposal: str, consortium: str | None, home, rpc, account) -> None:  # type: ignore[no-untyped-def]
     client = open_client(home, rpc, account)
-    step(client, _book(home).get(client.session.chain_id, consortium), _proposal_id(proposal))
+    step(client, _consortium(client, home, consortium), _proposal_id(proposal))
+
+
+def _done(json: bool, message: str, **fields: str) -> None:
+    if json:
+        print_json(fields)
+    else:
+        success(message)
 
 
 @app.command("queue")
+@chain_command
 def queue_cmd(
     proposal: str = typer.Argument(..., help="Proposal id."),
     consortium: str | None = ConsortiumOption,
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Queue a passed proposal in the timelock."""
     _run_step(queue, proposal, consortium, home, rpc, account)
-    success("proposal queued; execute it once the timelock delay has passed")
+    _done(json, "proposal queued; execute it once the timelock delay has passed", proposal_id=proposal, state="queued")
 
 
 @app.command("execute")
+@chain_command
 def execute_cmd(
     proposal: str = typer.Argument(..., help="Proposal id."),
     consortium: str | None = ConsortiumOption,
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Execute a queued proposal after the timelock delay."""
     _run_step(execute, proposal, consortium, home, rpc, account)
-    success("proposal executed")
+    _done(json, "proposal executed", proposal_id=proposal, state="executed")

@@ -1,19 +1,19 @@
-"""`cove train`, `cove jobs`, `cove fetch`, `cove verify` (the buyer) and `cove runner start` (the owner)."""
+"""`cove train`, `cove jobs`, `cove fetch`, `cove verify`: compute jobs from the buyer's side.
+
+The owner's side (`cove runner start`, `cove node start`) lives in compute_to_data and is
+added to `cove` as a plugin.
+"""
 
 from __future__ import annotations
 
-import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
-from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, open_client
+from exchange.cli.options import chain_command, AccountOption, HomeOption, JsonOption, RpcOption, open_client
 from exchange.cli.output import console, print_json, success, table
-from exchange.errors import CoveError, InputError, ProvenanceError
-
-runner_app = typer.Typer(help="The owner's compute-to-data runner.", no_args_is_help=True)
-
+from exchange.errors import InputError, ProvenanceError
 
 def _read_spec(path: Path):  # type: ignore[no-untyped-def]
     from exchange.ml.spec import ModelSpec
@@ -25,6 +25,7 @@ def _read_spec(path: Path):  # type: ignore[no-untyped-def]
     return ModelSpec.parse(text)
 
 
+@chain_command
 def train(
     dataset_id: int = typer.Option(..., "--dataset", help="Dataset id."),
     spec_file: Path = typer.Option(..., "--spec", help="Model spec (JSON)."),
@@ -57,6 +58,7 @@ def train(
         console.print(f"job #{ticket.job_id} is {status}" + ("; get it with `cove fetch`" if status == "completed" else ""))
 
 
+@chain_command
 def jobs(
     everyone: bool = typer.Option(False, "--all", help="Every job, not only yours."),
     home: HomeOption = None,
@@ -82,6 +84,7 @@ def _checks_table(title: str, checks) -> None:  # type: ignore[no-untyped-def]
                         [[c.name, "✓ pass" if c.passed else "✗ FAIL", c.reason] for c in checks]))  # fmt: skip
 
 
+@chain_command
 def fetch(
     job_id: int = typer.Argument(..., help="Job id."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Model file to write [default: job-ID.safetensors]."),
@@ -102,7 +105,6 @@ def fetch(
             _checks_table(f"Job #{job_id}", result.checks)
         raise ProvenanceError(f"Job #{job_id} failed verification; no model file was written.")
     view = dataset_view(client, result.job.dataset_id)
-    assert view.metadata is not None
     target = out or Path(f"job-{job_id}.safetensors")
     target.write_bytes(model_file_bytes(result.weights, result.spec, view.metadata.schema_))
     record = result.provenance.record
@@ -114,6 +116,7 @@ def fetch(
     success(f"model written to {target} (load it with exchange.ml.weights.load_model_file)")
 
 
+@chain_command
 def verify(
     job_id: int = typer.Argument(..., help="Job id."),
     home: HomeOption = None,
@@ -131,56 +134,3 @@ def verify(
         _checks_table(f"Job #{job_id}", result.checks)
     if not result.verified:
         raise typer.Exit(1)
-
-
-def _data_option(values: list[str] | None) -> dict[int, Path]:
-    files = {}
-    for value in values or []:
-        key, _, path = value.partition("=")
-        if not key.isdigit() or not path:
-            raise InputError(f"--data takes ID=PATH, not {value!r}.")
-        if not Path(path).is_file():
-            raise InputError(f"The private file {path} for dataset #{key} does not exist.")
-        files[int(key)] = Path(path)
-    return files
-
-
-@runner_app.command("start")
-def runner_start(
-    once: bool = typer.Option(False, "--once", help="Handle what is pending, then exit."),
-    interval: float = typer.Option(1.0, "--interval", help="Seconds between polls."),
-    data: list[str] | None = typer.Option(None, "--data", help="ID=PATH: the private file of a dataset (repeatable) [default: what `cove publish` recorded]."),
-    device: str | None = typer.Option(None, "--device", help="Torch device [default: cuda when available, else cpu]."),
-    cpu_seconds: int = typer.Option(3600, "--cpu-seconds", help="CPU-time limit of one training."),
-    memory_gb: float = typer.Option(6.0, "--memory-gb", help="Memory limit of one training."),
-    wall_seconds: float = typer.Option(1800, "--wall-seconds", help="Wall-clock limit of one training."),
-    allow_unsandboxed: bool = typer.Option(False, "--allow-unsandboxed", help="Train even where no sandbox can be made (recorded in provenance)."),
-    home: HomeOption = None,
-    rpc: RpcOption = None,
-    account: AccountOption = None,
-) -> None:
-    """Serve compute jobs on your datasets: claim, check, train with DP in the sandbox, publish."""
-    from compute_to_data.runner import Runner, RunnerLimits
-    from compute_to_data.sandbox import sandbox_available
-
-    if sandbox_available() is None and not allow_unsandboxed:
-        raise CoveError("No sandbox can be made on this machine (needs unshare or bubblewrap); refusing to train. "
-                        "Pass --allow-unsandboxed to train anyway, recorded in provenance.")  # fmt: skip
-    client = open_client(home, rpc, account)
-    limits = RunnerLimits(cpu_seconds=cpu_seconds, memory_bytes=int(memory_gb * 1024**3),
-                          wall_seconds=wall_seconds, device=device, allow_unsandboxed=allow_unsandboxed)  # fmt: skip
-    files = _data_option(data) or None
-    runner = Runner(client, limits, files, report=lambda message: console.print(f"[dim]{datetime.now():%H:%M:%S}[/dim] {message}"))
-    console.print(f"runner {runner.address} serving datasets {sorted(runner.data_files) or 'none'} (sandbox: {sandbox_available() or 'none'})")
-    if once:
-        runner.recover()
-        runner.poll()
-        return
-    stopping = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
-    try:
-        runner.run(interval, stop=lambda: stopping["now"])
-    except KeyboardInterrupt:
-        pass
-    console.print("runner stopped")
-

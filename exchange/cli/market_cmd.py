@@ -5,13 +5,13 @@ from __future__ import annotations
 import typer
 from web3 import Web3
 
-from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, open_client
+from exchange.cli.options import chain_command, AccountOption, HomeOption, JsonOption, RpcOption, open_client
 from exchange.cli.output import console, fields, print_json, success, table
-from exchange.errors import ChainError, InputError
-from exchange.market import balances, buy_credits
-from exchange.units import scaled
+from exchange.errors import InputError
+from exchange.market import balances, buy_credits, mint_test_tokens
 
 
+@chain_command
 def faucet(
     amount: str = typer.Argument("1000", help="How many test tokens to mint (at most 10000)."),
     home: HomeOption = None,
@@ -21,24 +21,14 @@ def faucet(
 ) -> None:
     """Mint test payment tokens (tUSD) to your account on the local chain."""
     client = open_client(home, rpc, account)
-    if client.deployment.payment_token is None:
-        raise ChainError("This chain has no test payment token; the faucet exists on the local chain only.")
-    try:
-        units = scaled(amount, 10**18, "amount")
-    except ValueError as error:
-        raise InputError(f"The {error}.") from None
-    if units <= 0:
-        raise InputError("The amount must be greater than 0.")
-    if units > 10_000 * 10**18:  # the token's own limit; larger numbers would not even encode
-        raise InputError("The faucet gives at most 10000 tokens per call.")
-    token = client.erc20(client.deployment.payment_token)
-    receipt = client.session.transact(token.functions.faucet(units))
+    tx_hash, _ = mint_test_tokens(client, amount)
     if json:
-        print_json({"account": client.session.sender, "amount": amount, "tx_hash": receipt["transactionHash"].to_0x_hex()})
+        print_json({"account": client.session.sender, "amount": amount, "tx_hash": tx_hash})
     else:
         success(f"minted {amount} tUSD to {client.session.sender}")
 
 
+@chain_command
 def buy(
     dataset_id: int = typer.Argument(..., help="Dataset id."),
     credits: int = typer.Option(1, "--credits", "-n", help="How many job credits to buy."),
@@ -59,6 +49,7 @@ def buy(
         success(f"bought {credits} credit(s) of dataset #{dataset_id} for {cost} ({purchase.method}, gas {sum(purchase.gas_used):,})")
 
 
+@chain_command
 def balance(
     address: str | None = typer.Argument(None, help="Address to look at [default: your account]."),
     home: HomeOption = None,

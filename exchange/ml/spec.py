@@ -23,6 +23,7 @@ spec written with or without its defaults spelled out hashes the same.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeAlias
 
@@ -50,6 +51,7 @@ MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 1_000_000
 MAX_NOISE_MULTIPLIER = 1000.0
 MAX_CLIP_NORM = 4294.967295  # the chain stores C as a uint32 of millionths
+MAX_SPEC_JSON_BYTES = 65_536  # a spec's canonical JSON; the compressed form must fit 16 KiB on-chain
 
 # Which losses fit which task, and the target kinds each task accepts.
 TASK_LOSSES: dict[str, tuple[str, ...]] = {
@@ -208,6 +210,24 @@ class ModelSpec(_Strict):
     def spec_hash(self) -> str:
         """keccak256 of the canonical JSON, as 0x-prefixed hex (what the chain records)."""
         return "0x" + keccak(self.to_json()).hex()
+
+    def to_wire(self) -> bytes:
+        """The spec as a job request carries it on-chain: its canonical JSON, zlib-compressed
+        (RFC 1950, level 9), about half the calldata and log bytes of the JSON itself."""
+        return zlib.compress(self.to_json(), 9)
+
+    @classmethod
+    def from_wire(cls, data: bytes) -> ModelSpec:
+        """The spec of a job request (see `to_wire`); SpecError for anything else, including
+        data that inflates beyond MAX_SPEC_JSON_BYTES (a compression bomb)."""
+        inflater = zlib.decompressobj()
+        try:
+            text = inflater.decompress(bytes(data), MAX_SPEC_JSON_BYTES + 1)
+        except zlib.error:
+            raise SpecError("The job's spec is not zlib-compressed JSON.") from None
+        if len(text) > MAX_SPEC_JSON_BYTES or inflater.unconsumed_tail or not inflater.eof:
+            raise SpecError(f"The job's spec is not a complete zlib stream of at most {MAX_SPEC_JSON_BYTES} bytes of JSON.")
+        return cls.parse(text)
 
     # -- checks against a dataset ----------------------------------------------------------
 

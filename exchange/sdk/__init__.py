@@ -10,7 +10,7 @@ sentence; in IPython it shows as that one line, without a traceback.
 from exchange.errors import CoveError
 from exchange.ml.spec import ModelSpec
 from exchange.sdk import plots
-from exchange.sdk.cove import Cove, RunnerThread
+from exchange.sdk.cove import Cove, RunnerProcess
 from exchange.sdk.dataset import Dataset, Policy
 from exchange.sdk.errors import JobFailed, JobRefunded, JobTimeout, VerificationFailed
 from exchange.sdk.ipython import install as install_ipython_handler
@@ -29,7 +29,7 @@ __all__ = [
     "ModelSpec",
     "Policy",
     "Provenance",
-    "RunnerThread",
+    "RunnerProcess",
     "Spec",
     "VerificationFailed",
     "install_ipython_handler",

@@ -1,15 +1,16 @@
-"""`Cove`: the notebook's entry point, one chain and one signing account.
+"""`Cove`: the notebook's entry point, one chain, one hub and one signing account.
 
-    cove = Cove.local()                 # a fresh local chain, Cove deployed, signing as dev0
-    ds = cove.publish(frame, "Patients", budget=8, per_job_cap=2)
-    cove.start_runner()                 # the owner's runner, in a background thread
-    me = cove.use("dev1")               # the data scientist, on the same chain
+    hospital = Cove.local()             # a fresh local chain, Cove deployed, signing as dev0
+    ds = hospital.publish(frame, "Patients", budget=8, per_job_cap=2)
+    hospital.start_runner()             # the owner's runner and endpoint: a process of its own
+    me = hospital.elsewhere("dev1")     # a data scientist on another machine: own home, same chain
     me.faucet(); me.dataset(ds.id).buy()
     job = me.dataset(ds.id).train(Spec.mlp(["age", "bmi"], "diagnosis", dataset=ds)).wait()
     job.model(); job.verify(); job.evaluate(held_out)
-    cove.close()                        # stops the runner and the local chain
+    hospital.close()                    # stops the runner and the local chain
 
-`Cove.connect()` talks to the chain of `cove chain up` (or any RPC URL) instead.
+`Cove(rpc=URL, hub=ADDRESS)` (or `Cove(network=NAME)`) joins Cove on any chain knowing only
+where it is: the hub is checked on-chain, and content comes from the dataset's endpoint.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ import os
 import re
 import shutil
 import tempfile
-import threading
-import time
 import uuid
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +37,16 @@ from exchange.chain.anvil import LOCAL_CHAIN_ID, LocalChain
 from exchange.chain.deployment import deploy, deployment_file
 from exchange.chain.session import ChainSession, connect
 from exchange.client import CoveClient
-from exchange.errors import AccountError, ChainError, CoveError, InputError
-from exchange.governance import ConsortiumBook
+from exchange.connection import resolve_target
+from exchange.errors import AccountError, InputError
+from exchange.governance import ConsortiumBook, find_consortium
 from exchange.governance import deploy_consortium as deploy_governance
 from exchange.jobs import list_jobs
-from exchange.market import balances
+from exchange.market import balances, mint_test_tokens
 from exchange.paths import HomeLayout, cove_home
 from exchange.policy import parse_terms
 from exchange.publish import publish_dataset
+from exchange.runner_process import RunnerProcess
 from exchange.sdk import display, ipython, ledger
 from exchange.sdk.dataset import Dataset
 from exchange.sdk.governance import Consortium
@@ -56,101 +57,17 @@ log = logging.getLogger("cove.sdk")
 RUNNER_INTERVAL_S = 0.5
 FREE_CAP_DEFAULT = 10  # free credits per address when a free dataset names no cap
 
-# One lock per (chain, account): the runner thread and the notebook may both send
-# transactions from the owner's account, and each picks its nonce from the pending count.
-_TX_LOCKS: dict[tuple[str, str], threading.RLock] = {}
-_TX_LOCKS_GUARD = threading.Lock()
-
-
-def _serialize_transactions(session: ChainSession, rpc_url: str) -> None:
-    """Makes `session` send its transactions one at a time with every other session of its account."""
-    if session.account is None or getattr(session, "_cove_serialized", False):
-        return
-    with _TX_LOCKS_GUARD:
-        lock = _TX_LOCKS.setdefault((rpc_url, session.account.address.lower()), threading.RLock())
-    transact, deploy_ = session.transact, session.deploy
-
-    def locked_transact(function: Any, value: int = 0) -> Any:
-        with lock:
-            return transact(function, value)
-
-    def locked_deploy(artifact: str, *args: Any) -> Any:
-        with lock:
-            return deploy_(artifact, *args)
-
-    session.transact = locked_transact  # type: ignore[method-assign]
-    session.deploy = locked_deploy  # type: ignore[method-assign]
-    session._cove_serialized = True  # type: ignore[attr-defined]
-
-
-class RunnerThread:
-    """The owner's compute-to-data runner, polling in a daemon thread."""
-
-    def __init__(self, client: CoveClient, *, interval: float, limits: Any, report: Callable[[str], None] | None):
-        from compute_to_data.runner import Runner  # the runner is the owner's; only imported here
-
-        self.client = client
-        self.interval = interval
-        self.log: list[str] = []
-        self.errors: list[str] = []
-        self._report = report
-        self._stop = threading.Event()
-        self.runner = Runner(client, limits, report=self._note)
-        self.thread = threading.Thread(target=self._loop, name=f"cove-runner-{client.session.sender[:10]}", daemon=True)
-        self.thread.start()
-
-    def _note(self, message: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} {message}"
-        self.log.append(line)
-        log.info("runner: %s", message)
-        if self._report is not None:
-            self._report(message)
-
-    def _loop(self) -> None:
-        first = True
-        while not self._stop.is_set():
-            try:
-                if first:
-                    self.runner.recover()
-                    first = False
-                self.runner.poll()
-            except CoveError as error:
-                self._error(str(error))
-            except Exception as error:  # noqa: BLE001 - a poll must never kill the runner
-                self._error(f"{type(error).__name__}: {error}")
-            self._stop.wait(self.interval)
-
-    def _error(self, message: str) -> None:
-        if self._stop.is_set():
-            return  # the chain may already be going down
-        self.errors.append(message)
-        self._note(f"error: {message}")
-
-    @property
-    def running(self) -> bool:
-        return self.thread.is_alive() and not self._stop.is_set()
-
-    def stop(self, timeout: float = 60) -> None:
-        """Stops after the poll under way (a training in progress finishes first)."""
-        self._stop.set()
-        if threading.current_thread() is not self.thread:
-            self.thread.join(timeout)
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"<runner of {self.client.session.sender}: {state}, {len(self.log)} event(s)>"
-
-
 class _Resources:
-    """What a Cove must release when it closes or is collected: runners, the local chain, a temp home."""
+    """What a Cove must release when it closes or is collected: runner processes, the local
+    chain, temporary homes."""
 
     def __init__(self, chain: LocalChain | None = None, temp_home: Path | None = None):
         self.chain = chain
-        self.temp_home = temp_home
-        self.runners: list[RunnerThread] = []
+        self.temp_homes = [temp_home] if temp_home is not None else []
+        self.runners: list[RunnerProcess] = []
         self.released = False
 
-    def stop_runners(self, timeout: float = 10) -> None:
+    def stop_runners(self, timeout: float = 30) -> None:
         for runner in self.runners:
             runner.stop(timeout)
         self.runners.clear()
@@ -165,8 +82,8 @@ class _Resources:
                 self.chain.down()
             except Exception:  # noqa: BLE001 - at exit, never raise
                 log.warning("could not stop the local chain in %s", self.chain.directory)
-        if self.temp_home is not None:
-            shutil.rmtree(self.temp_home, ignore_errors=True)
+        for home in self.temp_homes:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def _home_has_state(layout: HomeLayout) -> bool:
@@ -175,20 +92,6 @@ def _home_has_state(layout: HomeLayout) -> bool:
         root / "chain" / "state.json", root / "chain" / "chain.json",
         deployment_file(root / "deployments", LOCAL_CHAIN_ID), root / "owned-datasets.json",
     ))  # fmt: skip
-
-
-def _resolve_rpc(rpc_url: str | None, layout: HomeLayout) -> str:
-    if rpc_url:
-        return rpc_url
-    if env := os.environ.get("COVE_RPC_URL"):
-        return env
-    info = LocalChain(layout.chain).running()
-    if info is None:
-        raise ChainError(
-            f"No chain to talk to: no local chain runs in {layout.root}. Start it with `cove chain up` "
-            "(then `cove deploy`), pass rpc_url=..., or use Cove.local() for a fresh one."
-        )
-    return info.rpc_url
 
 
 def _resolve_account(account: str | LocalAccount | None, chain_id: int, layout: HomeLayout) -> tuple[LocalAccount, str]:
@@ -215,54 +118,72 @@ def _slug(name: str) -> str:
 
 
 class Cove:
-    """A connection to Cove on one chain, signing as one account. Build it with `Cove.local()`
-    or `Cove.connect()`; `use(name)` gives the same chain as another account."""
+    """A connection to Cove on one chain, signing as one account.
+
+    `Cove(rpc=URL, hub=ADDRESS, account=NAME)` or `Cove(network=NAME)` joins any chain;
+    `Cove()` the local chain of `cove chain up`; `Cove.local()` starts a fresh one. `use(name)`
+    acts as another account from this home, `elsewhere(name)` from a home of its own.
+    """
 
     def __init__(
-        self, client: CoveClient, rpc_url: str, account_name: str, *,
-        resources: _Resources | None = None, root: Cove | None = None,
-    ):  # fmt: skip
+        self,
+        rpc: str | None = None,
+        hub: str | None = None,
+        *,
+        network: str | None = None,
+        account: str | LocalAccount | None = None,
+        home: Path | str | None = None,
+        gateways: Sequence[str] = (),
+    ):
+        """Cove at `rpc` and `hub` (or a named `network`; by default the local chain of `cove
+        chain up` and the hub `cove deploy` recorded), as `account`: dev0..dev9 on the local
+        chain, or a keystore account by name (password from $COVE_PASSWORD, else asked for).
+        `home`: this party's state directory ($COVE_HOME, else ~/.cove). `gateways`: IPFS
+        gateways to fetch content from when a dataset's endpoint cannot serve it."""
+        layout = HomeLayout(cove_home(home))
+        target = resolve_target(layout, rpc=rpc, hub=hub, network=network, gateways=gateways)
+        client = CoveClient.for_target(target, None, layout.root)
+        client.session.account, name = _resolve_account(account, client.session.chain_id, layout)
+        self._setup(client, target.rpc, name, _Resources(), None)
+
+    def _setup(self, client: CoveClient, rpc_url: str, account_name: str, resources: _Resources, root: Cove | None) -> None:
         self.client = client
         self.rpc_url = rpc_url
         self.account_name = account_name
         self._root = root
-        self._resources = resources if resources is not None else _Resources()
-        self._runner: RunnerThread | None = None
+        self._resources = resources
+        self._runner: RunnerProcess | None = None
         self._others: dict[str, Cove] = {}
-        _serialize_transactions(client.session, rpc_url)
         if root is None:
             self._finalizer = weakref.finalize(self, self._resources.release)
             ipython.install()
+
+    @classmethod
+    def _wrap(cls, client: CoveClient, rpc_url: str, account_name: str, resources: _Resources, root: Cove | None) -> Cove:
+        cove = cls.__new__(cls)
+        cove._setup(client, rpc_url, account_name, resources, root)
+        return cove
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
     def connect(cls, rpc_url: str | None = None, account: str | LocalAccount | None = None,
-                home: Path | str | None = None) -> Cove:  # fmt: skip
-        """Cove on a running chain: by default the local chain of `cove chain up`, as dev0.
-
-        `account`: dev0..dev9 on the local chain, or a keystore account by name (password
-        from $COVE_PASSWORD, else asked for). `home`: Cove's state directory ($COVE_HOME,
-        else ~/.cove), where keystores, deployments and the content store live.
-        """
-        layout = HomeLayout(cove_home(home))
-        url = _resolve_rpc(rpc_url, layout)
-        client = CoveClient.open(url, None, layout.root)
-        client.session.account, name = _resolve_account(account, client.session.chain_id, layout)
-        return cls(client, url, name)
+                home: Path | str | None = None, hub: str | None = None) -> Cove:  # fmt: skip
+        """The same as `Cove(rpc_url, hub, account=account, home=home)`."""
+        return cls(rpc_url, hub, account=account, home=home)
 
     @classmethod
     def local(cls, home: Path | str | None = None) -> Cove:
         """A FRESH local anvil chain in `home` (a temporary directory by default) with Cove
         deployed, signing as dev0. `close()` (or the end of the Python process) stops the
-        chain and removes the temporary directory."""
+        chain and removes the temporary directories."""
         temp = home is None
         root = Path(tempfile.mkdtemp(prefix="cove-local-")) if temp else Path(home).expanduser()
         layout = HomeLayout(root)
         if not temp and _home_has_state(layout):
             raise InputError(
                 f"Cove.local() starts a fresh chain, but {root} already holds Cove state; pick a new directory, "
-                f"leave home out for a temporary one, or use Cove.connect(home='{root}') for its chain."
+                f"leave home out for a temporary one, or use Cove(home='{root}') for its chain."
             )
         chain = LocalChain(layout.chain)
         resources = _Resources(chain, root if temp else None)
@@ -276,7 +197,7 @@ class Cove:
             raise
         # The finalizer also runs at interpreter exit (weakref.finalize's atexit), so a kernel
         # that shuts down without close() still stops its chain.
-        return cls(client, info.rpc_url, "dev0", resources=resources)
+        return cls._wrap(client, info.rpc_url, "dev0", resources, None)
 
     def use(self, account: str | LocalAccount) -> Cove:
         """This chain and home, signing as another account (e.g. "dev1")."""
@@ -286,11 +207,23 @@ class Cove:
             return root._others[key]
         if key == root.account_name:
             return root
-        client = CoveClient.open(self.rpc_url, None, self.client.home.root, self.client.store)
+        client = CoveClient.open(self.rpc_url, None, self.client.home.root, self.client.store, hub=self.hub,
+                                 gateways=self.client.gateways)  # fmt: skip
         client.session.account, name = _resolve_account(account, client.session.chain_id, self.client.home)
-        other = Cove(client, self.rpc_url, name, resources=root._resources, root=root)
+        other = Cove._wrap(client, self.rpc_url, name, root._resources, root)
         root._others[key] = other
         return other
+
+    def elsewhere(self, account: str | LocalAccount) -> Cove:
+        """Another party on another machine: `account` with a fresh home of its own (removed at
+        `close()`), sharing nothing with this one but the RPC URL, the hub and the gateways.
+        What it reads about datasets comes from the chain and the owners' endpoints."""
+        root = self._root or self
+        home = Path(tempfile.mkdtemp(prefix="cove-party-"))
+        root._resources.temp_homes.append(home)
+        client = CoveClient.open(self.rpc_url, None, home, hub=self.hub, gateways=self.client.gateways)
+        client.session.account, name = _resolve_account(account, client.session.chain_id, self.client.home)
+        return Cove._wrap(client, self.rpc_url, name, root._resources, root)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -321,6 +254,11 @@ class Cove:
     def home(self) -> Path:
         return self.client.home.root
 
+    @property
+    def hub(self) -> str:
+        """The Cove hub's address: with the RPC URL, all another party needs to join."""
+        return self.client.deployment.cove
+
     def balances(self) -> dict[str, Any]:
         """ETH, test dollars and job credits (by dataset id) of this account."""
         found = balances(self.client, self.address)
@@ -345,9 +283,12 @@ class Cove:
         self.advance(1)  # voting power counts from one second after it was delegated (at mint)
         return Consortium(self, record)
 
-    def consortium(self, name: str | None = None) -> Consortium:
-        """A known consortium, acting as this account (`cove.use("dev2").consortium()`)."""
-        return Consortium(self, ConsortiumBook(self.client.home.deployments).get(self.chain_id, name))
+    def consortium(self, name_or_governor: str | None = None) -> Consortium:
+        """A consortium, acting as this account: by the name this home knows it by
+        (`cove.use("dev2").consortium()`), or by its governor's address from any home
+        (`cove.elsewhere("dev2").consortium(hospitals.governor)`)."""
+        book = ConsortiumBook(self.client.home.deployments)
+        return Consortium(self, find_consortium(self.client, book, name_or_governor))
 
     def advance(self, seconds: int) -> None:
         """Moves the LOCAL chain's clock forward and mines a block (voting periods, timelock delays)."""
@@ -357,23 +298,9 @@ class Cove:
         return who if Web3.is_address(who) else self.use(who).address
 
     def faucet(self, amount: float = 1000) -> float:
-        """Mints `amount` test dollars (tUSD, the local chain's payment token) to this account."""
-        token_address = self.client.deployment.payment_token
-        if token_address is None:
-            raise ChainError("This chain has no test payment token; the faucet exists on the local chain only.")
-        from exchange.units import scaled
-
-        try:
-            units = scaled(amount, 10**18, "amount")
-        except ValueError as error:
-            raise InputError(f"The {error}.") from None
-        if units <= 0:
-            raise InputError("The amount must be greater than 0.")
-        if units > 10_000 * 10**18:
-            raise InputError("The faucet gives at most 10000 tokens per call.")
-        token = self.client.erc20(token_address)
-        self.client.session.transact(token.functions.faucet(units))
-        return float(self.client.session.call(token.functions.balanceOf(self.address))) / 10**18
+        """Mints `amount` test dollars (tUSD, the local chain's payment token) to this account;
+        returns the new balance."""
+        return float(mint_test_tokens(self.client, amount)[1])
 
     # ------------------------------------------------------------------ datasets
 
@@ -429,9 +356,7 @@ class Cove:
         )  # fmt: skip
         controller = None
         if governed_by is not None:
-            from exchange.governance import ConsortiumBook
-
-            controller = ConsortiumBook(self.client.home.deployments).get(self.chain_id, governed_by).timelock
+            controller = find_consortium(self.client, ConsortiumBook(self.client.home.deployments), governed_by).timelock
         try:
             result = publish_dataset(
                 self.client, path, name=name, terms=terms, description=description, license=license,
@@ -474,32 +399,27 @@ class Cove:
 
     def start_runner(
         self, *, interval: float = RUNNER_INTERVAL_S, device: str | None = None, allow_unsandboxed: bool = False,
-        wall_seconds: float = 1800, memory_gb: float = 6.0, report: Callable[[str], None] | None = None,
-    ) -> RunnerThread:  # fmt: skip
-        """Starts this account's compute-to-data runner in a daemon thread (polling every 0.5 s).
+        wall_seconds: float = 1800, memory_gb: float = 6.0,
+    ) -> RunnerProcess:  # fmt: skip
+        """Starts this account's compute-to-data runner and endpoint as their own process
+        (`cove runner start --listen …`), as the owner would on their premises.
 
         It serves the datasets this account published from this Cove home: claims their
-        jobs, trains them with DP in the sandbox and completes them. Its messages are in
-        `.log` of what it returns; `stop_runner()` stops it. Starting it twice is harmless.
+        jobs, trains them with DP in the sandbox and completes them, and serves their
+        metadata and results to buyers on a loopback endpoint it announces on-chain. Its
+        output is in `.log` of what it returns; `stop_runner()` stops it. Starting it twice
+        is harmless.
         """
         if self._runner is not None and self._runner.running:
             return self._runner
-        from compute_to_data.runner import RunnerLimits
-        from compute_to_data.sandbox import sandbox_available
-
-        if sandbox_available() is None and not allow_unsandboxed:
-            raise CoveError(
-                "No sandbox can be made on this machine (needs unshare or bubblewrap); refusing to train. "
-                "Pass allow_unsandboxed=True to train anyway, recorded in provenance."
-            )
-        limits = RunnerLimits(
-            memory_bytes=int(memory_gb * 1024**3), wall_seconds=wall_seconds, device=device,
-            allow_unsandboxed=allow_unsandboxed,
-        )  # fmt: skip
-        # Its own client: the thread must not share a web3 session with the notebook.
-        client = CoveClient.open(self.rpc_url, self.client.session.account, self.home, self.client.store)
-        _serialize_transactions(client.session, self.rpc_url)
-        self._runner = RunnerThread(client, interval=interval, limits=limits, report=report)
+        options = ["--memory-gb", str(memory_gb), "--wall-seconds", str(wall_seconds)]
+        if device is not None:
+            options += ["--device", device]
+        if allow_unsandboxed:
+            options.append("--allow-unsandboxed")
+        self._runner = RunnerProcess(
+            self.client, self.rpc_url, self.account_name, self.home, interval=interval, options=options
+        )
         self._resources.runners.append(self._runner)
         return self._runner
 
@@ -512,7 +432,7 @@ class Cove:
             self._runner = None
 
     @property
-    def runner(self) -> RunnerThread | None:
+    def runner(self) -> RunnerProcess | None:
         return self._runner
 
     # ------------------------------------------------------------------ display

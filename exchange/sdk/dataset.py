@@ -110,11 +110,6 @@ class Dataset:
     @property
     def metadata(self) -> DatasetMetadata:
         """The public metadata document (name, description, schema, rows, commitment, mock)."""
-        if self._view.metadata is None:
-            raise InputError(
-                f"The metadata of dataset #{self.id} ({self._view.metadata_cid}) is not in this Cove home's "
-                "store; ask the owner for it."
-            )
         return self._view.metadata
 
     @property

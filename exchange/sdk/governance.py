@@ -31,6 +31,11 @@ class Consortium:
     def timelock(self) -> str:
         return self.record.timelock
 
+    @property
+    def governor(self) -> str:
+        """The governor's address: how members on other machines name this consortium."""
+        return self.record.governor
+
     def propose(self, dataset_id: int, description: str, **changes: Any) -> int:
         """Proposes changes of a governed dataset (`budget=8`, `price=5`, `runner=...`, `paused=True`)."""
         client = self.cove.client

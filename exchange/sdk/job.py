@@ -11,13 +11,12 @@ import numpy as np
 import pandas as pd
 
 from exchange.errors import InputError
-from exchange.jobs import JobInfo, JobResult, JobTicket, fetch_result, job_event, job_info
+from exchange.jobs import JobInfo, JobResult, JobTicket, fetch_result, job_events, job_info
 from exchange.ml.spec import ModelSpec
 from exchange.provenance import Check, SignedProvenance, record_hash
 from exchange.sdk import display, ledger
 from exchange.sdk.errors import JobFailed, JobRefunded, JobTimeout, VerificationFailed
 from exchange.sdk.ipython import _get_ipython
-from exchange.storage import Cid
 
 if TYPE_CHECKING:
     from torch import nn
@@ -190,11 +189,9 @@ class Job:
         return self._dataset
 
     def _requested(self) -> dict[str, Any]:
+        """JobRequested's arguments (from the event index; bytes as 0x hex)."""
         if self._request is None:
-            event = job_event(self._cove.client, "JobRequested", self.id)
-            if event is None:
-                raise InputError(f"The request of job #{self.id} is missing from the chain's logs.")
-            self._request = event
+            self._request = job_events(self._cove.client, self.id)["request"]
         return self._request
 
     @property
@@ -209,9 +206,8 @@ class Job:
 
     @property
     def spec(self) -> ModelSpec:
-        """The spec this job trains (read back from the content store)."""
-        data = self._cove.client.store.get(Cid.from_raw_digest(bytes(self._requested()["specDigest"])))
-        return ModelSpec.parse(data)
+        """The spec this job trains, as its request carried it on-chain."""
+        return ModelSpec.from_wire(bytes.fromhex(self._requested()["spec"][2:]))
 
     @property
     def fail_reason(self) -> str | None:

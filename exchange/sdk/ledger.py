@@ -21,29 +21,15 @@ from exchange.units import CREDIT, EPSILON_SCALE
 JOB_COLUMNS = ["job", "dataset", "status", "buyer", "runner", "epsilon", "deadline", "reason"]
 
 
-def _logs(client: CoveClient, name: str, **filters: Any) -> list[dict[str, Any]]:
-    event = getattr(client.jobs.events, name)
-    logs = event.get_logs(from_block=client.deployment.block, argument_filters=filters or None)
-    return [dict(entry["args"]) for entry in logs]
-
-
-def requested_events(client: CoveClient, dataset_id: int | None = None) -> dict[int, dict[str, Any]]:
-    """JobRequested args by job id (of one dataset, or all), oldest first."""
-    filters = {"datasetId": dataset_id} if dataset_id is not None else {}
-    return {int(args["jobId"]): args for args in _logs(client, "JobRequested", **filters)}
-
-
-def accepted_jobs(client: CoveClient) -> set[int]:
-    return {int(args["jobId"]) for args in _logs(client, "JobAccepted")}
-
-
-def fail_reasons(client: CoveClient) -> dict[int, str]:
-    return {int(args["jobId"]): str(args["reason"]) for args in _logs(client, "JobFailed")}
+def _indexed_jobs(client: CoveClient, dataset_id: int | None = None) -> list[dict[str, Any]]:
+    client.index.sync()
+    return client.index.jobs(dataset_ids=None if dataset_id is None else [dataset_id])
 
 
 def fail_reason(client: CoveClient, job_id: int) -> str | None:
-    found = _logs(client, "JobFailed", jobId=job_id)
-    return str(found[-1]["reason"]) if found else None
+    client.index.sync()
+    row = client.index.job(job_id)
+    return None if row is None else row["reason"]
 
 
 def job_epsilon(curve: Any, delta: float) -> float:
@@ -51,22 +37,21 @@ def job_epsilon(curve: Any, delta: float) -> float:
     return epsilon_fixed(tuple(int(v) for v in curve), delta) / EPSILON_SCALE
 
 
-def charged(info: JobInfo, accepted: set[int]) -> bool:
-    """Whether the job's curve is on the dataset's ledger."""
-    if info.status == "failed":
+def charged(status: str, accepted: bool) -> bool:
+    """Whether a job's curve is on the dataset's ledger."""
+    if status == "failed":
         return False
-    if info.status == "refunded":
-        return info.job_id in accepted
-    return info.status in ("requested", "accepted", "completed")
+    if status == "refunded":
+        return accepted
+    return status in ("requested", "accepted", "completed")
 
 
 def jobs_frame(client: CoveClient, infos: list[JobInfo], deltas: dict[int, float]) -> pd.DataFrame:
     """One row per job: id, dataset, status, buyer, runner, ε, deadline, the runner's fail reason."""
-    events = requested_events(client) if infos else {}
-    reasons = fail_reasons(client) if any(i.status == "failed" for i in infos) else {}
+    rows_by_id = {row["id"]: row for row in _indexed_jobs(client)} if infos else {}
     rows = []
     for info in infos:
-        event = events.get(info.job_id)
+        row = rows_by_id.get(info.job_id)
         delta = deltas.get(info.dataset_id)
         rows.append({
             "job": info.job_id,
@@ -74,15 +59,15 @@ def jobs_frame(client: CoveClient, infos: list[JobInfo], deltas: dict[int, float
             "status": info.status,
             "buyer": info.consumer,
             "runner": info.runner,
-            "epsilon": job_epsilon(event["rdpCurve"], delta) if event is not None and delta else None,
+            "epsilon": job_epsilon(row["request"]["rdpCurve"], delta) if row is not None and delta else None,
             "deadline": datetime.fromtimestamp(info.deadline, UTC),
-            "reason": reasons.get(info.job_id),
+            "reason": row["reason"] if row is not None else None,
         })  # fmt: skip
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
 
 def dataset_jobs(client: CoveClient, dataset_id: int) -> list[JobInfo]:
-    return [job_info(client, job_id) for job_id in requested_events(client, dataset_id)]
+    return [job_info(client, row["id"]) for row in _indexed_jobs(client, dataset_id)]
 
 
 def budget_history(client: CoveClient, dataset_id: int, delta: float) -> pd.DataFrame:
@@ -92,18 +77,15 @@ def budget_history(client: CoveClient, dataset_id: int, delta: float) -> pd.Data
     order by order (`accounting.compose`) and ε is read off the sum at the policy's δ, as
     the on-chain ledger does.
     """
-    events = requested_events(client, dataset_id)
-    accepted = accepted_jobs(client) if events else set()
     rows, curves = [], []
-    for job_id, event in events.items():
-        info = job_info(client, job_id)
-        if not charged(info, accepted):
+    for row in _indexed_jobs(client, dataset_id):
+        if not charged(row["status"], row["runner"] is not None):
             continue
-        curve = tuple(int(v) for v in event["rdpCurve"])
+        curve = tuple(int(v) for v in row["request"]["rdpCurve"])
         curves.append(curve)
         rows.append({
-            "job": job_id,
-            "status": info.status,
+            "job": row["id"],
+            "status": row["status"],
             "epsilon": epsilon_fixed(curve, delta) / EPSILON_SCALE,
             "composed_epsilon": epsilon_fixed(compose(curves), delta) / EPSILON_SCALE,
         })  # fmt: skip

@@ -14,7 +14,6 @@ from exchange.storage.store import (
     ContentStore,
     LocalDirectoryStore,
     as_cid,
-    get_by_digest,
     get_json,
     put_json,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "build_dag",
     "canonical_json",
     "compute_cid",
-    "get_by_digest",
     "get_json",
     "put_json",
 ]

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from exchange.errors import ContentIntegrityError, ContentNotFound, InputError, StorageError
 from exchange.storage.canonical import canonical_json
-from exchange.storage.cid import CODEC_DAG_PB, CODEC_RAW, Cid, compute_cid
+from exchange.storage.cid import Cid, compute_cid
 
 _TEMP_PREFIX = ".tmp-"
 
@@ -157,15 +157,3 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def get_by_digest(store: ContentStore, digest: bytes) -> bytes:
-    """Content whose CIDv1 root block has sha256 `digest`: a raw block, else a dag-pb root.
-
-    On-chain records keep only the 32-byte digest; content of one chunk is a raw block and
-    larger content a dag-pb tree, and no block is both, so the digest names one content.
-    """
-    raw = Cid(version=1, codec=CODEC_RAW, digest=digest)
-    if store.has(raw):
-        return store.get(raw)
-    return store.get(Cid(version=1, codec=CODEC_DAG_PB, digest=digest))

@@ -388,19 +388,33 @@ def test_unreachable_rpc(cove, cove_home: Path, dataset_csv: Path) -> None:  # t
 
 def test_contracts_not_deployed(cove, chain: ChainInfo, cove_home: Path, dataset_csv: Path) -> None:  # type: ignore[no-untyped-def]
     for command in (["datasets"], ["buy", "1"], ["policy", "show", "1"], ["balance"], publish_args(dataset_csv)):
-        fails(cove(*command), "not deployed on chain 31337", "run `cove deploy`")
+        fails(cove(*command), "No Cove hub is known on chain 31337", "pass --hub ADDRESS", "run `cove deploy`")
     assert home_files(cove_home) == {}
     # after a deploy the same command works
     assert cove("deploy").exit_code == 0
     assert cove("datasets", "--json").json() == []
 
 
+def test_unknown_hub_addresses(cove, chain: ChainInfo, cove_home: Path, dataset_csv: Path) -> None:  # type: ignore[no-untyped-def]
+    deployed = cove("deploy", "--json").json()
+    before = home_files(cove_home)
+    nobody = "0x000000000000000000000000000000000000dEaD"
+    for command in (["datasets"], ["buy", "1"], ["policy", "show", "1"], publish_args(dataset_csv)):
+        fails(cove(*command, "--hub", nobody), f"There is no contract at {nobody} on chain 31337", "check the hub address")
+        # A contract, but not a Cove hub: the test payment token (ERC-20, no ERC-165).
+        fails(cove(*command, "--hub", deployed["payment_token"]), f"{deployed['payment_token']} on chain 31337 is not a Cove hub")
+        fails(cove(*command, "--hub", "0x1234"), "'0x1234' is not a hub address", code=2)
+    assert home_files(cove_home) == before
+    # Control: the real hub, named explicitly, works.
+    assert cove("datasets", "--json", "--hub", deployed["cove"]).json() == []
+
+
 def test_deployment_record_without_contracts(cove, chain: ChainInfo, cove_home: Path) -> None:  # type: ignore[no-untyped-def]
     """A deployment file left from an earlier chain (reset since) is not trusted."""
     record = cove_home / "deployments" / "31337.json"
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(Deployment(chain_id=31337, cove=DEV2, payment_token=None, block=1).model_dump_json())
-    fails(cove("datasets"), f"nothing at {DEV2}", "run `cove deploy`")
+    record.write_text(Deployment(chain_id=31337, cove=DEV2, compute_jobs=DEV2, payment_token=None, block=1).model_dump_json())
+    fails(cove("datasets"), f"There is no contract at {DEV2}", "recorded by `cove deploy`", "the chain was reset?")
 
 
 def test_no_chain_running_and_no_rpc(cove, cove_home: Path, dataset_csv: Path) -> None:  # type: ignore[no-untyped-def]

@@ -30,15 +30,15 @@ from exchange.client import CoveClient
 from exchange.crypto import public_key_of
 from exchange.datasets.schema import DatasetSchema
 from exchange.errors import (
-    ContentIntegrityError,
+    ContentUnavailable,
     InputError,
     ModuleRefused,
     PrivacyError,
     SpecError,
     TransactionReverted,
 )
-from exchange.jobs import fetch_result, job_event, job_info, request_job, verify
-from exchange.market import buy_credits
+from exchange.jobs import fetch_result, job_events, job_info, request_job, requested_job, verify
+from exchange.market import ZERO_ADDRESS, buy_credits
 from exchange.ml.accounting import ORDERS, DpParams, compose, epsilon_fixed
 from exchange.ml.model import build_model, encode_features, encode_target, validate_module
 from exchange.ml.spec import ModelSpec
@@ -46,7 +46,7 @@ from exchange.ml.weights import load_model_file, load_weights, model_file_bytes
 from exchange.policy import model_family_hash, parse_terms
 from exchange.policy_update import set_policy
 from exchange.provenance import SignedProvenance, sign
-from exchange.publish import publish_dataset, single_block_digest
+from exchange.publish import publish_dataset
 from exchange.storage import Cid, LocalDirectoryStore
 from exchange.units import CREDIT
 
@@ -123,23 +123,17 @@ def job_count(client: CoveClient) -> int:
     return int(client.session.call(client.jobs.functions.jobCount()))
 
 
-def raw_request(
-    client: CoveClient, dataset_id: int, spec: ModelSpec, *, curve: list[int] | None = None,
-    store_spec: bool = False,
-) -> int:  # fmt: skip
+def raw_request(client: CoveClient, dataset_id: int, spec: ModelSpec, *, curve: list[int] | None = None) -> int:
     """Sends `ComputeJobs.request` directly, as an attacker would: none of the SDK's checks.
 
     The DP parameters are the honest ones for the spec; the curve too unless `curve` is given.
     """
     params = DpParams.for_spec(spec, dataset_view(client, dataset_id).rows)
-    spec_bytes = spec.to_json()
-    if store_spec:  # so that a runner can read it
-        client.store.put(spec_bytes)
     now = int(client.session.w3.eth.get_block("latest")["timestamp"])
     request = (
         dataset_id,
         bytes.fromhex(spec.spec_hash()[2:]),
-        single_block_digest(spec_bytes, "model spec"),
+        spec.to_wire(),
         params.to_onchain().as_tuple(),
         list(params.curve_fixed() if curve is None else curve),
         model_family_hash(spec.family),
@@ -163,9 +157,9 @@ def count_trainings(runner: Runner) -> list[int]:
     trained: list[int] = []
     train = runner._train
 
-    def counted(event: dict[str, Any], order: Any) -> Any:
-        trained.append(int(event["jobId"]))
-        return train(event, order)
+    def counted(job: Any, order: Any) -> Any:
+        trained.append(job.job_id)
+        return train(job, order)
 
     runner._train = counted  # type: ignore[method-assign]
     return trained
@@ -318,7 +312,7 @@ def test_bad_specs_and_forced_requests_are_refused_before_anything_is_spent(
                     allowlist=[member])  # fmt: skip
     with pytest.raises(InputError, match=f"{buyer.session.sender} is not on the allowlist of dataset #{gated}"):
         buy_credits(buyer, gated, 1)
-    refusal = reverted(buyer.session.transact, buyer.cove.functions.buy(gated, 1, 0, []))
+    refusal = reverted(buyer.session.transact, buyer.cove.functions.buy(gated, 1, ZERO_ADDRESS, 0, []))
     assert refusal.error_name == "NotAllowlisted"
     refusal = reverted(raw_request, buyer, gated, make_spec())
     assert refusal.error_name == "NotAllowlisted" and refusal.error_args == (gated, buyer.session.sender)
@@ -375,7 +369,7 @@ def test_a_tampered_curve_is_accepted_by_the_chain_then_failed_by_the_runner(
     tampered = [v + 1 for v in honest]  # a nano more at every order: still under the cap
     before = ledger(owner, dataset_id)
 
-    job_id = raw_request(buyer, dataset_id, spec, curve=tampered, store_spec=True)
+    job_id = raw_request(buyer, dataset_id, spec, curve=tampered)
     assert ledger(owner, dataset_id) == compose([before, tuple(tampered)])
     assert credits(buyer, dataset_id) == 1
 
@@ -384,12 +378,12 @@ def test_a_tampered_curve_is_accepted_by_the_chain_then_failed_by_the_runner(
     assert runner.poll() == [job_id]
     assert trained == []  # refused before the sandbox
     assert job_info(buyer, job_id).status == "failed"
-    reason = job_event(buyer, "JobFailed", job_id)["reason"]  # type: ignore[index]
+    reason = job_events(buyer, job_id)["reason"]
     assert reason == "The request's RDP curve does not match its DP parameters."
     assert runner.state.get(job_id).stage is Stage.FAILED  # type: ignore[union-attr]
     assert credits(buyer, dataset_id) == 2  # refunded
     assert ledger(owner, dataset_id) == before  # released
-    assert job_event(buyer, "JobCompleted", job_id) is None
+    assert job_events(buyer, job_id)["completion"] is None
 
 
 def test_one_worker_trains_a_job_and_tampered_results_are_caught_at_fetch(
@@ -400,19 +394,20 @@ def test_one_worker_trains_a_job_and_tampered_results_are_caught_at_fetch(
     buy_credits(buyer, dataset_id, 1)
     job_id = request_job(buyer, dataset_id, make_spec(epochs=1)).job_id
 
-    # Two workers of the same owner (their own state files) poll the same job. While the
-    # first one holds it, a second `accept` is refused and the other worker stands aside.
+    # Two workers of the same owner (their own state files) both saw the job requested. While
+    # the first one holds it, the second one's `accept` is refused and it stands aside.
     first = Runner(owner, LIMITS, state=RunnerState(tmp_path / "worker-a.sqlite"))
     second = Runner(owner, LIMITS, state=RunnerState(tmp_path / "worker-b.sqlite"))
+    second.state.see(job_id, dataset_id)
     trained_by_second = count_trainings(second)
     seen: dict[str, Any] = {}
     train = first._train
 
-    def train_while_the_other_worker_polls(event: dict[str, Any], order: Any) -> Any:
+    def train_while_the_other_worker_polls(job: Any, order: Any) -> Any:
         seen["accept again"] = reverted(owner.session.transact, owner.jobs.functions.accept(job_id))
         seen["second polled"] = second.poll()
-        seen.setdefault("trained", []).append(int(event["jobId"]))
-        return train(event, order)
+        seen.setdefault("trained", []).append(job.job_id)
+        return train(job, order)
 
     first._train = train_while_the_other_worker_polls  # type: ignore[method-assign]
     assert first.poll() == [job_id]
@@ -431,7 +426,7 @@ def test_one_worker_trains_a_job_and_tampered_results_are_caught_at_fetch(
 
     # Verification itself: altered weights, or a record altered after signing, fail checks.
     info = job_info(buyer, job_id)
-    requested = job_event(buyer, "JobRequested", job_id)
+    requested = requested_job(buyer, job_id)
     altered_weights = result.weights[:-1] + bytes([result.weights[-1] ^ 1])
     failed = {c.name for c in verify(buyer, info, requested, result.provenance, altered_weights) if not c.passed}  # type: ignore[arg-type]
     assert failed == {"weights_hash"}
@@ -449,18 +444,18 @@ def test_one_worker_trains_a_job_and_tampered_results_are_caught_at_fetch(
     # The stored results overwritten on disk: fetching names the damage and `cove fetch`
     # writes no model file.
     store = LocalDirectoryStore(owner.home.storage)
-    completed = job_event(buyer, "JobCompleted", job_id)
-    for cid in (Cid.parse(record.weights_cid), Cid.from_raw_digest(bytes(completed["provenanceDigest"]))):  # type: ignore[index]
+    completed = job_events(buyer, job_id)["completion"]
+    for cid in (Cid.parse(record.weights_cid), Cid.from_raw_digest(bytes.fromhex(completed["provenanceDigest"][2:]))):
         path = store.path_for(cid)
         original = path.read_bytes()
         path.chmod(0o600)
         path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-        with pytest.raises(ContentIntegrityError, match=f"no longer matches its CID {cid}"):
+        with pytest.raises(ContentUnavailable, match=f"its copy in this home's cache is damaged .{path}."):
             fetch_result(buyer, job_id)
         model = tmp_path / "model.safetensors"
         fetched = cove("fetch", str(job_id), "-a", "dev1", "-o", str(model))
         assert fetched.exit_code != 0 and not model.exists()
-        assert f"no longer matches its CID {cid}" in flat(fetched.stderr)
+        assert f"({cid}) could not be fetched (its copy in this home's cache is damaged" in flat(fetched.stderr)
         assert cove("verify", str(job_id), "-a", "dev1").exit_code != 0
         path.write_bytes(original)
         assert fetch_result(buyer, job_id).verified
@@ -493,7 +488,7 @@ def test_a_foreign_runner_serves_nothing_and_a_policy_change_fails_the_job(
     assert runner.poll() == [job_id]
     assert trained == []
     assert job_info(buyer, job_id).status == "failed"
-    reason = job_event(buyer, "JobFailed", job_id)["reason"]  # type: ignore[index]
+    reason = job_events(buyer, job_id)["reason"]
     assert reason == "The current policy allows at most 2 epochs; the spec asks 3."
     assert credits(buyer, dataset_id) == 1
     assert ledger(owner, dataset_id) == before

@@ -29,7 +29,7 @@ from compute_to_data.runner import Runner, RunnerLimits
 from compute_to_data.state import Stage
 from exchange.client import CoveClient
 from exchange.errors import TransactionReverted
-from exchange.jobs import fetch_result, job_event, job_info, request_job
+from exchange.jobs import fetch_result, job_events, job_info, request_job, requested_job
 from exchange.market import buy_credits
 from exchange.ml.accounting import compose
 from exchange.ml.spec import ModelSpec
@@ -89,16 +89,16 @@ def ledger(client: CoveClient, dataset_id: int = 1) -> tuple[int, ...]:
 
 
 def job_curve(client: CoveClient, job_id: int) -> tuple[int, ...]:
-    return tuple(int(v) for v in job_event(client, "JobRequested", job_id)["rdpCurve"])  # type: ignore[index]
+    return requested_job(client, job_id).rdp_curve
 
 
 def count_trainings(runner: Runner) -> list[int]:
     trained: list[int] = []
     train = runner._train
 
-    def counted(event: dict[str, Any], order: Any) -> Any:
-        trained.append(int(event["jobId"]))
-        return train(event, order)
+    def counted(job: Any, order: Any) -> Any:
+        trained.append(job.job_id)
+        return train(job, order)
 
     runner._train = counted  # type: ignore[method-assign]
     return trained
@@ -117,9 +117,9 @@ def children_of(pid: int) -> list[int]:
 
 def assert_failed_and_released(owner: CoveClient, buyer: CoveClient, job_id: int, before: tuple[int, ...]) -> None:
     assert job_info(buyer, job_id).status == "failed"
-    reason = job_event(buyer, "JobFailed", job_id)["reason"]  # type: ignore[index]
+    reason = job_events(buyer, job_id)["reason"]
     assert reason == "The runner restarted before training finished; nothing was released."
-    assert job_event(buyer, "JobCompleted", job_id) is None
+    assert job_events(buyer, job_id)["completion"] is None
     assert credits(buyer) == 1  # refunded
     assert ledger(owner) == before  # released
 
@@ -180,7 +180,7 @@ def test_a_runner_interrupted_inside_training_fails_the_job_on_restart(
     owner, buyer, job_id, before = setup_job(client_for, tmp_path)
     runner = Runner(owner, LIMITS)
 
-    def interrupted(event: dict[str, Any], order: Any) -> Any:
+    def interrupted(job: Any, order: Any) -> Any:
         assert runner.state.get(job_id).stage is Stage.ACCEPTED  # type: ignore[union-attr]
         raise Killed
 
@@ -270,7 +270,7 @@ def test_a_trained_job_refunded_meanwhile_is_never_published(
     assert not owner.store.has(provenance)
     assert not (restarted.outputs / str(job_id)).exists()  # and are not kept either
     assert job_info(buyer, job_id).status == "refunded"
-    assert job_event(buyer, "JobCompleted", job_id) is None
+    assert job_events(buyer, job_id)["completion"] is None
     # Refunded after accept: only the runner can say nothing was released, so it stays charged.
     assert ledger(owner) == charged
     assert credits(buyer) == 1

@@ -1,8 +1,9 @@
-"""The notebook SDK end to end on a fresh local chain: the owner publishes a DataFrame, a data
-scientist buys, builds and tries a spec, trains; the owner's runner (a background thread)
-trains with DP in the sandbox; the buyer gets a verified model that beats chance on rows of
-their own, and the budget moves by exactly the job's ε. Then the refusals, each one
-readable sentence: a wrong column, no credits, no money, an exhausted budget, a failed job.
+"""The notebook SDK end to end on a fresh local chain: the owner publishes a DataFrame and
+starts its runner (a process of its own, with its endpoint); a data scientist with a home of
+their own buys, builds and tries a spec, trains; the buyer gets a verified model that beats
+chance on rows of their own, and the budget moves by exactly the job's ε. Then the refusals,
+each one readable sentence: a wrong column, no credits, no money, an exhausted budget, a
+failed job.
 """
 
 from __future__ import annotations
@@ -62,9 +63,14 @@ def test_a_notebook_story_from_publish_to_a_verified_model() -> None:
         private = list((home / "private").iterdir())
         assert len(private) == 1 and private[0].stat().st_mode & 0o077 == 0  # the owner's eyes only
         assert owner.datasets()["name"].tolist() == ["Patients"]
+        runner = owner.start_runner()
+        assert owner.start_runner() is runner and runner.running
+        assert owner.client.endpoint_of(owner.address) == runner.url  # announced on-chain
 
-        scientist = owner.use("dev1")
-        assert scientist.address != owner.address and owner.use("dev1") is scientist
+        # The data scientist: another machine, sharing only the RPC URL and the hub.
+        scientist = owner.elsewhere("dev1")
+        assert scientist.address != owner.address and scientist.home != owner.home
+        assert (scientist.rpc_url, scientist.hub) == (owner.rpc_url, owner.hub)
         dataset = scientist.dataset(published.id)
         schema = dataset.schema
         assert schema["column"].tolist() == ["age", "bmi", "smoker", "diagnosis"]
@@ -97,11 +103,11 @@ def test_a_notebook_story_from_publish_to_a_verified_model() -> None:
         assert dataset.cost(spec)["epsilon"] == pytest.approx(1.0, abs=1e-6)
 
         # A job the runner fails: the owner tightens the policy before the runner sees it.
+        owner.stop_runner()
         doomed = dataset.train(spec)
         assert isinstance(doomed, Job) and doomed.status == "requested" and dataset.credits == 2
         published.set_policy(max_epochs=2)
         runner = owner.start_runner()
-        assert owner.start_runner() is runner
         with pytest.raises(JobFailed) as failed:
             doomed.wait(timeout=120, progress=False)
         message = readable(failed.value)
@@ -147,7 +153,7 @@ def test_a_notebook_story_from_publish_to_a_verified_model() -> None:
         assert "not enough privacy budget left" in readable(exhausted.value)
         assert dataset.credits == 2
 
-        # No credits at all.
+        # No credits at all (this one from the owner's own home: `use`).
         stranger = owner.use("dev2").dataset(published.id)
         with pytest.raises(InputError) as no_credit:
             stranger.train(spec)
@@ -160,7 +166,7 @@ def test_a_notebook_story_from_publish_to_a_verified_model() -> None:
         assert owner.dataset(published.id).rows == 600
 
     assert not rpc_answers(rpc_url)  # the chain stopped with the Cove that started it
-    assert not home.exists()  # the temporary home went with the chain
+    assert not home.exists() and not scientist.home.exists()  # the temporary homes went with it
     assert runner.running is False
 
 
@@ -171,7 +177,7 @@ def test_local_refuses_a_home_that_holds_a_chain(tmp_path: Path) -> None:
             Cove.local(tmp_path / "home")
     assert (tmp_path / "home").exists()  # a home that was given is the user's: kept
     with pytest.raises(CoveError, match="No chain to talk to"):
-        Cove.connect(home=tmp_path / "home")
+        Cove(home=tmp_path / "home")
 
 
 def test_a_process_that_forgets_to_close_still_stops_its_chain() -> None:

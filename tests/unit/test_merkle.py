@@ -12,6 +12,7 @@ from eth_utils import keccak
 
 from exchange.accounts import dev_account
 from exchange.errors import TransactionReverted
+from exchange.market import ZERO_ADDRESS
 from exchange.merkle import MerkleTree, address_leaf, bytes32_leaf, verify
 from exchange.policy import parse_terms
 from exchange.publish import publish_dataset
@@ -120,14 +121,14 @@ def test_proofs_from_merkle_tree_are_accepted_by_a_real_buy(client_for, dataset_
         buyer = client_for(index)
         proof = tree.proof(address_leaf(buyer.session.sender))
         assert proof is not None
-        buyer.session.transact(buyer.cove.functions.buy(dataset_id, 1, 0, proof))
+        buyer.session.transact(buyer.cove.functions.buy(dataset_id, 1, ZERO_ADDRESS, 0, proof))
         assert buyer.cove.functions.freeCreditsTaken(dataset_id, buyer.session.sender).call() == 1
 
     # the owner is not a member: neither an empty proof nor a member's proof gets it in
     member_proof = tree.proof(address_leaf(DEV[4]))
     for proof in ([], member_proof):
         with pytest.raises(TransactionReverted) as info:
-            owner.session.transact(owner.cove.functions.buy(dataset_id, 1, 0, proof))
+            owner.session.transact(owner.cove.functions.buy(dataset_id, 1, ZERO_ADDRESS, 0, proof))
         assert info.value.error_name == "NotAllowlisted"
         assert f"{DEV[0]} is not on the allowlist of dataset #{dataset_id}" in str(info.value)
     assert owner.cove.functions.freeCreditsTaken(dataset_id, DEV[0]).call() == 0

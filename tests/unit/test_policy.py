@@ -97,6 +97,9 @@ def test_normalisation() -> None:
         priced(payment_token="")  # "" means no token
     assert parse_terms(budget="1", per_job_cap="1", free_cap=3).is_free
     assert not priced().is_free
+    # One name given as a string is one entry, never its characters.
+    assert priced(model_families="MLP").model_families == ("mlp",)
+    assert priced(allowlist=ADDRESSES[1]).allowlist == (ADDRESSES[1],)
 
 
 def test_to_onchain_is_exact_fixed_point() -> None:

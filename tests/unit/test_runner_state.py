@@ -28,12 +28,9 @@ def test_state_survives_a_new_process(tmp_path: Path) -> None:
     first.see(1, 3)
     first.see(2, 3)
     first.advance(1, Stage.ACCEPTED)
-    first.set_cursor("jobs", 42)
     reopened = RunnerState(path)
     assert [r.job_id for r in reopened.in_stage(Stage.ACCEPTED)] == [1]
     assert [r.job_id for r in reopened.in_stage(Stage.SEEN)] == [2]
-    assert reopened.cursor("jobs", 0) == 42
-    assert reopened.cursor("other", 5) == 5
 
 
 def test_unknown_job_cannot_advance(tmp_path: Path) -> None:

@@ -1,21 +1,17 @@
-"""Cove's plumbing without a chain: accounts by name, the chain to talk to, serialized sends."""
+"""Cove's plumbing without a chain: accounts by name, private file names."""
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
 from exchange.accounts import Keystore, dev_account
 from exchange.chain.anvil import LOCAL_CHAIN_ID
-from exchange.errors import AccountError, ChainError
+from exchange.errors import AccountError
 from exchange.paths import HomeLayout
 from exchange.sdk import cove as cove_module
-from exchange.sdk.cove import _resolve_account, _resolve_rpc, _serialize_transactions, _slug
+from exchange.sdk.cove import _resolve_account, _slug
 
 
 @pytest.fixture
@@ -58,37 +54,6 @@ def test_keystore_accounts_unlock_with_the_environment_or_a_prompt(
     assert len(asked) == 1
     monkeypatch.setenv("COVE_ACCOUNT", "alice")
     assert _resolve_account(None, 1, layout)[1] == "alice"
-
-
-def test_the_chain_to_talk_to(layout: HomeLayout, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _resolve_rpc("http://127.0.0.1:9", layout) == "http://127.0.0.1:9"
-    with pytest.raises(ChainError, match=r"No chain to talk to.*cove chain up.*Cove.local\(\)"):
-        _resolve_rpc(None, layout)
-    monkeypatch.setenv("COVE_RPC_URL", "http://127.0.0.1:8")
-    assert _resolve_rpc(None, layout) == "http://127.0.0.1:8"
-
-
-def test_transactions_of_one_account_are_sent_one_at_a_time() -> None:
-    inside, overlaps = [0], []
-
-    def slow_send(function: Any, value: int = 0) -> str:
-        inside[0] += 1
-        overlaps.append(inside[0])
-        time.sleep(0.02)
-        inside[0] -= 1
-        return function
-
-    sessions = [SimpleNamespace(account=dev_account(7), transact=slow_send, deploy=slow_send) for _ in range(3)]
-    for session in sessions:
-        _serialize_transactions(session, "http://127.0.0.1:1")  # type: ignore[arg-type]
-        _serialize_transactions(session, "http://127.0.0.1:1")  # type: ignore[arg-type]  # once only
-    threads = [threading.Thread(target=s.transact, args=(f"tx{i}",)) for i, s in enumerate(sessions * 2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(overlaps) == 6 and max(overlaps) == 1
-    assert sessions[0].transact("x") == "x"
 
 
 def test_slugs_for_private_file_names() -> None:

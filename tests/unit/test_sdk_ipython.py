@@ -64,12 +64,12 @@ def test_nothing_to_install_outside_ipython(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_a_cove_registers_the_handler_on_the_running_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    from exchange.sdk.cove import Cove
+    from exchange.sdk.cove import Cove, _Resources
 
     shell = FakeShell()
     monkeypatch.setattr(ipython, "_get_ipython", lambda: shell)
     client = SimpleNamespace(session=SimpleNamespace(account=None))
-    cove = Cove(client, "http://127.0.0.1:1", "dev0")  # type: ignore[arg-type]
+    cove = Cove._wrap(client, "http://127.0.0.1:1", "dev0", _Resources(), None)  # type: ignore[arg-type]
     assert shell.custom_exceptions == (CoveError,)
     cove.close()
 

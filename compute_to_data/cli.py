@@ -1,0 +1,146 @@
+"""The owner's commands: `cove runner start` and `cove node start`.
+
+They live on the owner's side of the layering (exchange never imports compute_to_data) and
+join the `cove` command as plugins (entry points in the `cove.commands` group); without
+them installed, a buyer's `cove` simply has no `runner` or `node` command.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, chain_command, open_client
+from exchange.cli.output import console, print_json, success
+from exchange.errors import CoveError, InputError
+
+runner_app = typer.Typer(help="The owner's compute-to-data runner (and its endpoint).", no_args_is_help=True)
+node_app = typer.Typer(help="The owner's endpoint alone: serves the published content of a runner.", no_args_is_help=True)
+
+ListenOption = typer.Option(None, "--listen", help="Serve the endpoint at HOST:PORT (e.g. 127.0.0.1:8740; port 0 picks one).")
+PublicUrlOption = typer.Option(None, "--public-url", help="The endpoint's public URL, announced on-chain for buyers [default: the --listen address].")
+
+
+def _data_option(values: list[str] | None) -> tuple[dict[int, Path], tuple[Path, ...]]:
+    """--data ID=PATH (that dataset) and --data PATH (whichever dataset it is the data of)."""
+    explicit: dict[int, Path] = {}
+    candidates: list[Path] = []
+    for value in values or []:
+        key, sep, rest = value.partition("=")
+        path = Path(rest if sep else value).expanduser()
+        if sep and not key.isdigit():
+            raise InputError(f"--data takes ID=PATH or PATH, not {value!r}.")
+        if not path.is_file():
+            raise InputError(f"The private file {path} does not exist; check the --data path.")
+        if sep:
+            explicit[int(key)] = path
+        else:
+            candidates.append(path)
+    return explicit, tuple(candidates)
+
+
+def _start_node(home: Path | None, rpc: str | None, account: str | None, runner: str | None,
+                listen: str, public_url: str | None):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Starts the endpoint on its own client (it serves from a thread of its own)."""
+    from compute_to_data.node.service import Listen, OwnerNode
+
+    client = open_client(home, rpc, account, needs_account=runner is None)
+    node = OwnerNode(client, runner or client.session.sender, Listen.parse(listen)).start()
+    url = public_url or node.url
+    if client.session.account is not None and client.session.sender.lower() == node.runner.lower():
+        announced = node.announce(url)
+        console.print(f"endpoint {node.url} announced on-chain as {url}" if announced else f"endpoint {node.url} ({url} on-chain)")
+    else:
+        console.print(f"endpoint {node.url} serving runner {node.runner} (announce it as that runner with --public-url)")
+    return node
+
+
+def _wait_for_stop() -> threading.Event:
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    return stopping
+
+
+@runner_app.command("start")
+@chain_command
+def runner_start(
+    once: bool = typer.Option(False, "--once", help="Handle what is pending, then exit."),
+    interval: float = typer.Option(1.0, "--interval", help="Seconds between polls."),
+    data: list[str] | None = typer.Option(None, "--data", help="A private file: PATH (matched to its dataset by commitment) or ID=PATH (repeatable) [default: what `cove publish` recorded in this home]."),
+    listen: str | None = ListenOption,
+    public_url: str | None = PublicUrlOption,
+    device: str | None = typer.Option(None, "--device", help="Torch device [default: cuda when available, else cpu]."),
+    cpu_seconds: int = typer.Option(3600, "--cpu-seconds", help="CPU-time limit of one training."),
+    memory_gb: float = typer.Option(6.0, "--memory-gb", help="Memory limit of one training."),
+    wall_seconds: float = typer.Option(1800, "--wall-seconds", help="Wall-clock limit of one training."),
+    allow_unsandboxed: bool = typer.Option(False, "--allow-unsandboxed", help="Train even where no sandbox can be made (recorded in provenance)."),
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+) -> None:
+    """Serve compute jobs on your datasets: claim, check, train with DP in the sandbox, publish.
+
+    With --listen it also runs your endpoint, which serves your datasets' metadata and your
+    jobs' results to buyers (and is announced on-chain)."""
+    from compute_to_data.data_files import DataFiles
+    from compute_to_data.runner import Runner, RunnerLimits
+    from compute_to_data.sandbox import sandbox_available
+
+    if sandbox_available() is None and not allow_unsandboxed:
+        raise CoveError("No sandbox can be made on this machine (needs unshare or bubblewrap); refusing to train. "
+                        "Pass --allow-unsandboxed to train anyway, recorded in provenance.")  # fmt: skip
+    explicit, candidates = _data_option(data)
+    client = open_client(home, rpc, account)
+    node = _start_node(home, rpc, account, None, listen, public_url) if listen else None
+    limits = RunnerLimits(cpu_seconds=cpu_seconds, memory_bytes=int(memory_gb * 1024**3),
+                          wall_seconds=wall_seconds, device=device, allow_unsandboxed=allow_unsandboxed)  # fmt: skip
+    runner = Runner(client, limits, DataFiles(explicit, candidates),
+                    report=lambda message: console.print(f"[dim]{datetime.now():%H:%M:%S}[/dim] {message}"))  # fmt: skip
+    console.print(f"runner {runner.address} on chain {client.session.chain_id}, hub {client.cove.address} "
+                  f"(sandbox: {sandbox_available() or 'none'})")  # fmt: skip
+    try:
+        if once:
+            runner.recover()
+            runner.poll()
+            return
+        stopping = _wait_for_stop()
+        try:
+            runner.run(interval, stop=stopping.is_set)
+        except KeyboardInterrupt:
+            pass
+        console.print("runner stopped")
+    finally:
+        if node is not None:
+            node.stop()
+
+
+@node_app.command("start")
+@chain_command
+def node_start(
+    listen: str = typer.Option("127.0.0.1:8740", "--listen", help="Serve at HOST:PORT (port 0 picks one)."),
+    public_url: str | None = PublicUrlOption,
+    runner: str | None = typer.Option(None, "--runner", help="The runner whose content to serve [default: your account]."),
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    account: AccountOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Serve the published content of a runner (metadata, allowlists, provenance, encrypted
+    weights) over the IPFS trustless gateway protocol, without training anything."""
+    node = _start_node(home, rpc, account, runner, listen, public_url)
+    if json:
+        print_json({"url": node.url, "runner": node.runner})
+    else:
+        success(f"serving /ipfs/ at {node.url}; Ctrl-C stops")
+    stopping = _wait_for_stop()
+    try:
+        while not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()

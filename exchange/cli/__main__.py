@@ -1,0 +1,5 @@
+"""`python -m exchange.cli`: the `cove` command, for when its script is not on PATH."""
+
+from exchange.cli.app import main
+
+main()
