@@ -28,7 +28,7 @@ from exchange.policy_update import set_policy
 from exchange.publish import publish_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import make_table  # noqa: E402  - the same synthetic table the tests use
+from conftest import PATIENTS_SCHEMA, make_table  # noqa: E402  - the same synthetic table the tests use
 
 SPEC_SIZES: dict[str, tuple[int, int]] = {}  # spec → (canonical JSON bytes, compressed bytes on-chain)
 
@@ -70,7 +70,7 @@ def measure(home: Path) -> dict[str, int]:
             path = home / f"{seed}.csv"
             make_table(seed=seed).to_csv(path, index=False)
             terms = parse_terms(price="5", payment_token=token, budget="8", per_job_cap="2", **extra)
-            result = publish_dataset(client[0], path, name=name, terms=terms)
+            result = publish_dataset(client[0], path, name=name, terms=terms, schema=PATIENTS_SCHEMA)
             gas.setdefault(f"publish ({'priced, open' if not extra else 'allowlist + model families'})", result.gas_used)
             return result.dataset_id
 
@@ -104,7 +104,7 @@ def _job_gas(owner: CoveClient, buyer: CoveClient, dataset_id: int, home: Path) 
     """Requests (the spec travels in the calldata and the JobRequested event), then the
     runner's accept and complete of the first (a real DP training)."""
     from compute_to_data.runner import Runner
-    from exchange.demo import breast_cancer_split, demo_spec
+    from exchange.demo import breast_cancer_schema, breast_cancer_split, demo_spec
     from exchange.jobs import request_job
     from exchange.ml.spec import ModelSpec
 
@@ -127,7 +127,7 @@ def _job_gas(owner: CoveClient, buyer: CoveClient, dataset_id: int, home: Path) 
     path = home / "breast-cancer.csv"
     private.to_csv(path, index=False)
     terms = parse_terms(price="0", free_cap=5, budget="8", per_job_cap="3", max_epochs=30)
-    cancer = publish_dataset(owner, path, name="breast cancer", terms=terms).dataset_id
+    cancer = publish_dataset(owner, path, name="breast cancer", terms=terms, schema=breast_cancer_schema()).dataset_id
     buy_credits(buyer, cancer, 1)
     features = [c for c in private.columns if c != "diagnosis"]
     demo = ModelSpec.parse(demo_spec(features))

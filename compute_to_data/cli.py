@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, chain_command, open_client
 from exchange.cli.output import console, print_json, success
@@ -22,7 +23,7 @@ runner_app = typer.Typer(help="The owner's compute-to-data runner (and its endpo
 node_app = typer.Typer(help="The owner's endpoint alone: serves the published content of a runner.", no_args_is_help=True)
 
 ListenOption = typer.Option(None, "--listen", help="Serve the endpoint at HOST:PORT (e.g. 127.0.0.1:8740; port 0 picks one).")
-PublicUrlOption = typer.Option(None, "--public-url", help="The endpoint's public URL, announced on-chain for buyers [default: the --listen address].")
+PublicUrlOption = typer.Option(None, "--public-url", help="The endpoint's public URL, announced on-chain for buyers \\[default: the --listen address].")
 
 
 def _data_option(values: list[str] | None) -> tuple[dict[int, Path], tuple[Path, ...]]:
@@ -70,10 +71,11 @@ def _wait_for_stop() -> threading.Event:
 def runner_start(
     once: bool = typer.Option(False, "--once", help="Handle what is pending, then exit."),
     interval: float = typer.Option(1.0, "--interval", help="Seconds between polls."),
-    data: list[str] | None = typer.Option(None, "--data", help="A private file: PATH (matched to its dataset by commitment) or ID=PATH (repeatable) [default: what `cove publish` recorded in this home]."),
+    data: list[str] | None = typer.Option(None, "--data", help="A private file: PATH (matched to its dataset by commitment) or ID=PATH (repeatable) \\[default: what `cove publish` recorded in this home]."),
+    commitment_key: Path | None = typer.Option(None, "--commitment-key", help="The owner's commitment key file (it checks the files against the datasets' hiding commitments) \\[default: this home's]."),
     listen: str | None = ListenOption,
     public_url: str | None = PublicUrlOption,
-    device: str | None = typer.Option(None, "--device", help="Torch device [default: cuda when available, else cpu]."),
+    device: str | None = typer.Option(None, "--device", help="Torch device \\[default: cuda when available, else cpu]."),
     cpu_seconds: int = typer.Option(3600, "--cpu-seconds", help="CPU-time limit of one training."),
     memory_gb: float = typer.Option(6.0, "--memory-gb", help="Memory limit of one training."),
     wall_seconds: float = typer.Option(1800, "--wall-seconds", help="Wall-clock limit of one training."),
@@ -88,10 +90,12 @@ def runner_start(
     jobs' results to buyers (and is announced on-chain)."""
     from compute_to_data.data_files import DataFiles
     from compute_to_data.runner import Runner, RunnerLimits
-    from compute_to_data.sandbox import sandbox_available
+    from compute_to_data.sandbox import sandbox_available, seccomp_problem
 
     if sandbox_available() is None and not allow_unsandboxed:
-        raise CoveError("No sandbox can be made on this machine (needs unshare or bubblewrap); refusing to train. "
+        problem = seccomp_problem()
+        why = f"its seccomp filter cannot be built: {problem}" if problem else "it needs unshare or bubblewrap"
+        raise CoveError(f"No sandbox can be made on this machine ({why}); refusing to train. "
                         "Pass --allow-unsandboxed to train anyway, recorded in provenance.")  # fmt: skip
     explicit, candidates = _data_option(data)
     client = open_client(home, rpc, account)
@@ -99,7 +103,11 @@ def runner_start(
     limits = RunnerLimits(cpu_seconds=cpu_seconds, memory_bytes=int(memory_gb * 1024**3),
                           wall_seconds=wall_seconds, device=device, allow_unsandboxed=allow_unsandboxed)  # fmt: skip
     runner = Runner(client, limits, DataFiles(explicit, candidates),
+                    commitment_key_file=commitment_key.expanduser() if commitment_key else None,
                     report=lambda message: console.print(f"[dim]{datetime.now():%H:%M:%S}[/dim] {message}"))  # fmt: skip
+    if runner.commitment_key is None:
+        console.print(f"[yellow]no commitment key yet[/yellow] at {escape(str(runner.commitment_key_file))}: jobs are "
+                      "refused until the owner's key is there (--commitment-key FILE)")  # fmt: skip
     console.print(f"runner {runner.address} on chain {client.session.chain_id}, hub {client.cove.address} "
                   f"(sandbox: {sandbox_available() or 'none'})")  # fmt: skip
     try:
@@ -123,7 +131,7 @@ def runner_start(
 def node_start(
     listen: str = typer.Option("127.0.0.1:8740", "--listen", help="Serve at HOST:PORT (port 0 picks one)."),
     public_url: str | None = PublicUrlOption,
-    runner: str | None = typer.Option(None, "--runner", help="The runner whose content to serve [default: your account]."),
+    runner: str | None = typer.Option(None, "--runner", help="The runner whose content to serve \\[default: your account]."),
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,

@@ -1,9 +1,9 @@
 """Which private file backs which dataset, on the owner's premises.
 
 A runner learns it three ways: explicitly (`--data ID=PATH`), by content (`--data PATH`:
-the file whose commitment is a dataset's on-chain commitment; so a runner started before
-the dataset was published serves it once it is), or from the map `cove publish` keeps in a
-Cove home the runner shares with the publisher. Commitments of candidate files are computed
+the file whose commitment, keyed with the owner's commitment key, is a dataset's on-chain
+commitment; so a runner started before the dataset was published serves it once it is), or
+from the map `cove publish` keeps in a Cove home the runner shares with the publisher. Commitments of candidate files are computed
 here, on the owner's machine, once per file version (size and modification time).
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exchange.datasets import commit, load_table
+from exchange.datasets import CommitmentKey, commit, load_table
 from exchange.errors import CoveError
 from exchange.owned import OwnedDatasets
 
@@ -30,6 +30,7 @@ class DataFiles:
     owned: OwnedDatasets | None = None
     chain_id: int = 0
     hub: str = ""
+    key: CommitmentKey | None = None  # the owner's commitment key: needed to match by content
     _commitments: dict[tuple[Path, int, int], str | None] = field(default_factory=dict, repr=False)
 
     def match(self, datasets: Iterable[dict]) -> dict[int, Path]:
@@ -46,6 +47,8 @@ class DataFiles:
 
     def _candidate_commitments(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
+        if self.key is None:
+            return found
         for path in self.candidates:
             commitment = self._commitment(path)
             if commitment is not None:
@@ -57,11 +60,11 @@ class DataFiles:
             stat = path.stat()
         except OSError:
             return None
-        key = (path, stat.st_size, stat.st_mtime_ns)
-        if key not in self._commitments:
+        version = (path, stat.st_size, stat.st_mtime_ns)
+        if version not in self._commitments:
             try:
-                self._commitments[key] = commit(load_table(path)).sha256
+                self._commitments[version] = commit(load_table(path), self.key).digest  # type: ignore[arg-type]
             except CoveError as error:  # unreadable as a table: not a dataset file
                 log.warning("cannot use %s as a dataset file: %s", path, error)
-                self._commitments[key] = None
-        return self._commitments[key]
+                self._commitments[version] = None
+        return self._commitments[version]

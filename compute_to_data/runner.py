@@ -10,12 +10,17 @@ carries the spec itself, so nothing but the chain is needed), the runner:
 3. trains in the sandbox, encrypts the weights to the buyer's key and signs provenance;
 4. sends `complete`, and only once it has landed puts the results in its content store,
    from which its endpoint serves them (the chain now names them).
-A job it refuses or cannot train is failed on-chain, which refunds the credit and releases
-the privacy reservation. Refusal reasons are public and never quote private data.
+A job it refuses before reading any private row (a public check, or resource needs estimated
+from public parameters that exceed its limits) is failed on-chain with its privacy
+reservation released. Once the sandbox may have read private rows, a failure (a crash, a
+timeout, memory) may depend on them, so it is failed with the charge kept: the buyer gets
+the credit back, the dataset's ledger keeps the ε. Reasons are public and never quote
+private data.
 
-Kill it at any moment: on restart a job that was claimed but not trained is failed (it
-released nothing), and a trained job whose `complete` did not land is completed from the
-results kept on disk, or discarded if the buyer has taken the job back meanwhile.
+Kill it at any moment: on restart a job that was claimed but whose training had not started
+is failed with its charge released; one whose training had started is failed with its
+charge kept; a trained job whose `complete` did not land is completed from the results kept
+on disk, or discarded if the buyer has taken the job back meanwhile.
 """
 
 from __future__ import annotations
@@ -28,20 +33,21 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from compute_to_data.data_files import DataFiles
+from compute_to_data.resources import estimated_memory_bytes
 from compute_to_data.job_training import TrainingOrder, TrainingOutput
 from compute_to_data.sandbox import SandboxPolicy, run_sandboxed
 from compute_to_data.state import JobRecord, RunnerState, Stage
 from compute_to_data.training import library_versions
 from exchange.catalog import dataset_view
+from exchange.datasets import CommitmentKey
 from exchange.client import CoveClient
 from exchange.crypto import encrypt_to
 from exchange.errors import CoveError, SandboxError, TransactionReverted
-from exchange.jobs import RequestedJob, job_info, requested_job
+from exchange.jobs import RequestedJob, charged_curve, curve_hash_of, job_info, requested_job
 from exchange.ml.accounting import ORDERS_FIXED, DpParams, DpParamsOnchain, epsilon_fixed
 from exchange.ml.spec import ModelSpec
 from exchange.ml.weights import export_weights, load_weights
@@ -59,7 +65,12 @@ GIB = 1024**3
 
 
 class JobRefused(Exception):
-    """A job that must not be trained; the message is the public reason given on-chain."""
+    """A job that must not be trained (or whose training failed); the message is the public
+    reason given on-chain. `rows_read`: whether private rows may have been read by then."""
+
+    def __init__(self, reason: str, rows_read: bool = False):
+        super().__init__(reason)
+        self.rows_read = rows_read
 
 
 @dataclass(frozen=True)
@@ -81,10 +92,16 @@ class Runner:
         data: DataFiles | None = None,
         state: RunnerState | None = None,
         report: Callable[[str], None] | None = None,
+        commitment_key_file: Path | None = None,
     ):
         self.client = client
         self.limits = limits or RunnerLimits()
         self.address = client.session.sender
+        # The owner's key: the sandbox checks the file against the hiding commitment with it.
+        # Read when first needed, so a runner may start before the owner's first publication
+        # writes it (by default this home's; on another machine, a copy of the owner's file).
+        self.commitment_key_file = commitment_key_file or client.home.commitment_key
+        self._commitment_key: CommitmentKey | None = None
         # Matched again at every poll, so datasets published while the runner runs are served too.
         self.data = data or DataFiles()
         if self.data.owned is None:
@@ -95,6 +112,13 @@ class Runner:
         self.state = state or RunnerState(client.home.runner / f"{name}.sqlite")
         self.outputs = client.home.runner / f"{name}-outputs"
         self.report = report or (lambda message: log.info(message))
+
+    @property
+    def commitment_key(self) -> CommitmentKey | None:
+        """The owner's commitment key, once its file is there (InputError if it is damaged)."""
+        if self._commitment_key is None and self.commitment_key_file.exists():
+            self._commitment_key = CommitmentKey.load(self.commitment_key_file)
+        return self._commitment_key
 
     # ------------------------------------------------------------------ the loop
 
@@ -107,15 +131,18 @@ class Runner:
 
     def recover(self) -> None:
         """Settles jobs a previous run left half-way (see the module doc)."""
-        for record in self.state.in_stage(Stage.SEEN, Stage.ACCEPTED, Stage.TRAINED):
+        for record in self.state.in_stage(Stage.SEEN, Stage.ACCEPTED, Stage.TRAINING, Stage.TRAINED):
             info = job_info(self.client, record.job_id)
             ours = info.runner is not None and info.runner.lower() == self.address.lower()
             if record.stage is Stage.TRAINED:
                 self._finish(record, info.status)
+            elif info.status == "accepted" and ours and record.stage is Stage.TRAINING:
+                self._fail(record.job_id, "The runner restarted while training; the privacy charge stays, as "
+                           "private rows had been read.", rows_read=True)  # fmt: skip
             elif info.status == "accepted" and ours:
                 if record.stage is Stage.SEEN:
                     self.state.advance(record.job_id, Stage.ACCEPTED)
-                self._fail(record.job_id, "The runner restarted before training finished; nothing was released.")
+                self._fail(record.job_id, "The runner restarted before training started; nothing was read or released.")
             elif info.status != "requested":
                 self.state.advance(record.job_id, Stage.FAILED, reason=f"closed on-chain as {info.status}")
 
@@ -136,10 +163,11 @@ class Runner:
         try:
             order, spec = self._check(job)
             self.report(f"job #{job_id}: training in the sandbox")
+            self.state.advance(job_id, Stage.TRAINING)  # from here on, private rows may be read
             output, mechanism = self._train(job, order)
             weights, run = releasable(spec, order, output)
         except JobRefused as refusal:
-            self._fail(job_id, str(refusal))
+            self._fail(job_id, str(refusal), rows_read=refusal.rows_read)
             return True
         self._publish(job, spec, order, weights, run, mechanism)
         return True
@@ -193,15 +221,22 @@ class Runner:
         if params.to_onchain() != requested or params.delta_fixed != delta:
             raise JobRefused("The request's DP parameters are not the ones its spec gives on this dataset.")
         curve = params.curve_fixed()
-        if job.rdp_curve != curve:
+        if curve_hash_of(curve) != job.curve_hash:
             raise JobRefused("The request's RDP curve does not match its DP parameters.")
         if epsilon_fixed(curve, params.delta) > int(policy.per_job_cap * 10**6):
             raise JobRefused(f"The job's ε is above the current per-job cap of ε {policy.per_job_cap}.")
-        if dataset_id not in self.data_files:
-            raise JobRefused("This runner holds no private file for the dataset.")
+        if dataset_id not in self.data_files or self.commitment_key is None:
+            raise JobRefused("This runner holds no private file (or no commitment key) for the dataset.")
+        needs = estimated_memory_bytes(spec, view.metadata.schema_, view.rows)
+        if self.limits.memory_bytes is not None and needs > self.limits.memory_bytes:
+            raise JobRefused(
+                f"The job needs an estimated {needs / GIB:.1f} GiB (from its public parameters), above the "
+                f"runner's {self.limits.memory_bytes / GIB:.1f} GiB; nothing was read."
+            )
         order = TrainingOrder(
-            spec=spec.to_json().decode(), dataset_schema=view.metadata.schema_, commitment=view.commitment,
-            dp=requested, delta=delta, device=self.limits.device,
+            spec=spec.to_json().decode(), dataset_schema=view.metadata.schema_, public_rows=view.rows,
+            commitment=view.commitment, commitment_key=self.commitment_key.secret.hex(), dp=requested,
+            delta=delta, device=self.limits.device,
         )  # fmt: skip
         return order, spec
 
@@ -219,7 +254,10 @@ class Runner:
                 allow_unsandboxed=self.limits.allow_unsandboxed, stage="training",
             )  # fmt: skip
         except SandboxError as error:
-            raise JobRefused(f"Training did not finish ({error.reason}); nothing was released.") from None
+            raise JobRefused(
+                f"Training did not finish ({error.reason}); no model was released, and the privacy charge stays "
+                "since private rows had been read.", rows_read=True,
+            ) from None
         return TrainingOutput.model_validate_json(result.output), result.mechanism
 
     def _publish(
@@ -280,10 +318,14 @@ class Runner:
             self.state.advance(record.job_id, Stage.FAILED, reason=f"closed on-chain as {status}")
         shutil.rmtree(folder, ignore_errors=True)
 
-    def _fail(self, job_id: int, reason: str) -> None:
-        curve = list(requested_job(self.client, job_id).rdp_curve)
+    def _fail(self, job_id: int, reason: str, *, rows_read: bool = False) -> None:
+        curve = charged_curve(self.client, requested_job(self.client, job_id))
+        if curve is None:  # a request sent through a contract with a dishonest curve: the buyer's to refund
+            self.state.advance(job_id, Stage.FAILED, reason=f"{reason} (its curve is unknown: left to the buyer's refund)")
+            self.report(f"job #{job_id}: not trained, left to the buyer: {reason}")
+            return
         try:
-            self.client.session.transact(self.client.jobs.functions.fail(job_id, reason, curve))
+            self.client.session.transact(self.client.jobs.functions.fail(job_id, reason, list(curve), rows_read))
         except TransactionReverted as error:
             reason = f"{reason} (fail refused: {error})"
         self.state.advance(job_id, Stage.FAILED, reason=reason)
@@ -295,6 +337,7 @@ class Runner:
         """Jobs requested (and not yet claimed by anyone) on datasets this runner serves."""
         index = self.client.index
         index.sync()
+        self.data.key = self.commitment_key
         self.data_files = self.data.match(index.datasets_served_by(self.address))
         if not self.data_files:
             return []
@@ -311,13 +354,14 @@ def releasable(spec: ModelSpec, order: TrainingOrder, output: TrainingOutput) ->
     The weights are reloaded into the spec's model and exported again, so nothing but
     its parameters (no extra tensors, no safetensors metadata) can ride along. The DP
     figures come from the job's own public parameters, and the child's must agree; the
-    library versions are this process's. Only the device and the times are taken from
-    the child, checked for form.
+    library versions are this process's. Only the device is taken from the child, checked
+    for form. The child has read private rows by then, so a refusal keeps the charge.
     """
     try:
         model = load_weights(spec, order.dataset_schema, base64.b64decode(output.weights, validate=True))
     except (CoveError, ValueError):
-        raise JobRefused("The sandbox returned something other than the model's parameters; nothing was released.") from None
+        raise JobRefused("The sandbox returned something other than the model's parameters; nothing was released.",
+                         rows_read=True) from None  # fmt: skip
     params = DpParams.from_onchain(order.dp, order.delta)
     curve = params.curve_fixed()
     run = {
@@ -329,10 +373,7 @@ def releasable(spec: ModelSpec, order: TrainingOrder, output: TrainingOutput) ->
     }
     reported = output.run
     device = str(reported.get("device", ""))
-    try:
-        times = {k: datetime.fromisoformat(str(reported[k])) for k in ("started_at", "finished_at")}
-    except (KeyError, ValueError):
-        times = {}
-    if any(reported.get(k) != v for k, v in run.items()) or not _DEVICE.match(device) or len(times) != 2:
-        raise JobRefused("The sandbox's report of the run is not the job's; nothing was released.")
-    return export_weights(model), {**run, **times, "device": device, "library_versions": library_versions()}
+    if any(reported.get(k) != v for k, v in run.items()) or not _DEVICE.match(device):
+        raise JobRefused("The sandbox's report of the run is not the job's; nothing was released.", rows_read=True)
+    release = {**run, "device": device, "library_versions": library_versions(), "public_rows": order.public_rows}
+    return export_weights(model), release

@@ -12,9 +12,19 @@ bytes back. The child gets, whichever mechanism builds the sandbox:
   device nodes (null, zero, full, random, urandom), plus a size-limited scratch tmpfs at
   /tmp that is also HOME. The owner's home, other data, keystores and /etc are absent;
 - a clean environment: PATH, HOME, LANG and the variables the policy names;
-- its own PID, IPC and UTS namespaces: it sees and signals no host process, and every
-  process it starts dies with it;
+- its own PID, IPC and UTS namespaces: it sees and signals no host process, every
+  process it starts dies with it, and its host name is "cove-sandbox", not the host's;
 - no capabilities (unshare mechanism: dropped, bounding set emptied, no_new_privs);
+- a seccomp filter (`compute_to_data.seccomp_filter`, named in the result) that refuses
+  what training never needs: new namespaces (unshare, setns, clone with namespace flags;
+  clone3 gets ENOSYS so the C library falls back to clone), mount and pivot_root, ptrace
+  and other processes' memory, the kernel keyrings, bpf, perf_event_open, userfaultfd,
+  io_uring, modules, kexec, reboot, swap, clocks, host and domain names, sockets of any
+  family but AF_UNIX, and personality flags that weaken ASLR; a call through another
+  ABI (i386, x32) kills the process. Installed by bwrap (`--seccomp FD`) or, under
+  unshare, by the entry after no_new_privs, it binds every thread and child for good;
+- /proc's views of other tasks' kernel state covered: /proc/keys and /proc/key-users
+  (the runner's uid's keyrings), /proc/timer_list and the like cannot be opened;
 - limits on CPU time (RLIMIT_CPU), address space (RLIMIT_AS) and wall-clock time (the
   parent kills the whole process group), no core dumps, and a cap on the result's size.
 
@@ -23,18 +33,30 @@ with `compute_to_data.sandbox_entry` building the mounts). When neither works th
 must say `allow_unsandboxed=True` to run anyway; the result then reports mechanism
 "none" so the provenance record says the work ran unconfined.
 
+The filter is compiled in this process with libseccomp (the `pyseccomp` binding). Where
+it cannot be (no libseccomp, no pyseccomp, no kernel support), a sandbox is refused like
+a missing one (`sandbox_available()` is None, SandboxError "unavailable"), and with
+`allow_unsandboxed` the work runs, and is reported, as "none": a weaker sandbox is never
+recorded under a sandbox's name. Only a policy with `require_seccomp=False` runs in the
+namespaces without the filter; its result says so (`seccomp` None, `details`).
+
 /proc is the sandbox's own and read-only: when the runner runs as root, the child is
 uid 0 mapped to the host's root, and the kernel checks writes to /proc/sys by uid, not by
 capability (bwrap's own /proc cover misses /proc/sys, so it is remounted read-only too).
 
-Not isolated: the kernel itself (no seccomp filter; kernel bugs are in reach), CPU and
-memory bandwidth shared with the host, the number of processes and threads (bounded only
-by the wall clock), the kernel keyrings of the runner's uid, GPU device nodes when the
-policy passes them (and CUDA needs `memory_bytes=None`), and memory in the scratch tmpfs
-(bounded by its size, not by RLIMIT_AS). The child's command line (paths, limits, the
-policy's `env`) is visible in the host's process list. Unconfined ("none"), only the
-clean environment, the rlimits and the wall clock apply, and a descendant that starts its
-own session escapes the kill.
+Not isolated: the kernel itself beyond the filter (it is a deny-list: the system calls
+training uses, file systems, memory, futexes, threads, remain, and with them their
+kernel bugs), CPU and memory bandwidth shared with the host, the number of processes and
+threads (bounded only by the wall clock), host-wide figures in /proc (cpuinfo, meminfo,
+stat, loadavg, uptime) and the paths of the bound files in /proc/self/mountinfo, GPU
+device nodes when the policy passes them (and CUDA needs `memory_bytes=None`), and memory
+in the scratch tmpfs (bounded by its size, not by RLIMIT_AS). The kernel keyrings of the
+runner's uid are still attached (a session keyring is inherited) but cannot be listed or
+used: keyctl, add_key and request_key are refused. Under bwrap the NIS domain name is the
+host's (usually "(none)"). The child's command line (paths, limits, the policy's `env`)
+is visible in the host's process list. Unconfined ("none"), only the clean environment,
+the rlimits and the wall clock apply, and a descendant that starts its own session
+escapes the kill.
 
 Failures raise SandboxError with a generic sentence (stage and reason). The child's
 stderr, which could quote private data, goes only to a log file the owner reads.
@@ -61,6 +83,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from compute_to_data import sandbox_entry as entry
+from compute_to_data import seccomp_filter
 from exchange.errors import SandboxError
 
 Mechanism = Literal["bwrap", "unshare", "none"]
@@ -121,6 +144,12 @@ class SandboxPolicy(BaseModel):
     log_path: Path | None = Field(
         default=None, description="where the child's stderr goes; a private temp file if None"
     )
+    require_seccomp: bool = Field(
+        default=True,
+        description="refuse to run (SandboxError 'unavailable') where the seccomp filter "
+        "cannot be built or installed; False runs in the namespaces without it and the "
+        "result says so (SandboxResult.seccomp is None)",
+    )
 
     @field_validator("dataset")
     @classmethod
@@ -164,6 +193,11 @@ class SandboxResult:
     mechanism: Mechanism  # record this in provenance: "none" means it ran unconfined
     log_path: Path
     wall_seconds: float
+    # The seccomp filter the work ran under (seccomp_filter.FILTER_NAME), or None: record
+    # it too. None with a mechanism other than "none" only when the policy said
+    # require_seccomp=False on a machine that cannot build the filter.
+    seccomp: str | None = None
+    details: str = ""  # one sentence for the owner's log and provenance: what confined it
 
 
 def gpu_devices() -> tuple[Path, ...]:
@@ -173,7 +207,7 @@ def gpu_devices() -> tuple[Path, ...]:
 
 def _probe(argv: list[str]) -> bool:
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=20, env={"PATH": _SAFE_PATH})
+        done = subprocess.run(argv, capture_output=True, timeout=20, env={"PATH": _SAFE_PATH}, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -189,13 +223,15 @@ def _unshare() -> str | None:
 
 @functools.cache
 def _works(mechanism: Mechanism) -> bool:
+    """Whether the mechanism's namespaces can be made here (the seccomp filter aside)."""
     if mechanism == "bwrap":
         binary = _bwrap()
         # The flags run_sandboxed relies on (--size needs bubblewrap 0.7 or later).
         return binary is not None and _probe(
             [binary, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-             "--ro-bind", "/", "/", "--size", "1048576", "--tmpfs", "/tmp", "--proc", "/proc",
-             "--dev", "/dev", "--remount-ro", "/proc", "--", "/bin/true"]
+             "--hostname", entry.HOSTNAME, "--ro-bind", "/", "/", "--size", "1048576",
+             "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/proc",
+             "--", "/bin/true"]
         )
     if mechanism == "unshare":
         binary = _unshare()
@@ -203,12 +239,27 @@ def _works(mechanism: Mechanism) -> bool:
     return mechanism == "none"
 
 
-def sandbox_available() -> Mechanism | None:
-    """The mechanism `run_sandboxed` would use here ("bwrap" or "unshare"), or None."""
+def _best_mechanism() -> Mechanism | None:
     for mechanism in ("bwrap", "unshare"):
         if _works(mechanism):  # type: ignore[arg-type]
             return mechanism  # type: ignore[return-value]
     return None
+
+
+def seccomp_problem() -> str | None:
+    """Why the sandbox's seccomp filter cannot be built here, or None when it can."""
+    return seccomp_filter.unavailable_reason()
+
+
+def sandbox_available() -> Mechanism | None:
+    """The mechanism `run_sandboxed` would use here ("bwrap" or "unshare"), or None.
+
+    None also where the namespaces work but the seccomp filter cannot be built (see
+    `seccomp_problem()`): a default policy (require_seccomp) refuses to run there.
+    """
+    if seccomp_problem() is not None:
+        return None
+    return _best_mechanism()
 
 
 def _top_level_location(module: str) -> list[str]:
@@ -246,7 +297,8 @@ def _child_env(policy: SandboxPolicy, home: str) -> dict[str, str]:
 
 
 def _spec(
-    module: str, function: str, policy: SandboxPolicy, home: str, root: str
+    module: str, function: str, policy: SandboxPolicy, home: str, root: str,
+    seccomp_fd: int | None = None,
 ) -> dict[str, Any]:
     return {
         "module": module,
@@ -262,6 +314,7 @@ def _spec(
         "root": root,
         "python": sys.executable,
         "env": _child_env(policy, home),
+        "seccomp_fd": seccomp_fd,
     }
 
 
@@ -279,6 +332,15 @@ def _bwrap_argv(spec: dict[str, Any]) -> list[str]:
     # bwrap applies these in order: the scratch /tmp must come before binds that land in it.
     argv += ["--size", str(spec["scratch_bytes"]), "--tmpfs", "/tmp"]
     argv += ["--dev", "/dev", "--proc", "/proc"]
+    # The runner's uid's keyrings and every host task's timers: covered (see entry).
+    for path in entry.MASKED_PROC_FILES:
+        if os.path.exists(path):
+            argv += ["--ro-bind", "/dev/null", path]
+    # --unshare-all gave it a UTS namespace; the host's name is not copied into it.
+    argv += ["--hostname", entry.HOSTNAME]
+    if spec["seccomp_fd"] is not None:
+        # Installed by bwrap last, after no_new_privs, just before it execs the entry.
+        argv += ["--seccomp", str(spec["seccomp_fd"])]
     for path in spec["ro_paths"]:
         argv += ["--ro-bind", path, path]
     argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
@@ -301,10 +363,22 @@ def _command(mechanism: Mechanism, spec: dict[str, Any]) -> list[str]:
     return _entry_argv("run", spec)
 
 
-def _choose(mechanism: Mechanism | None, allow_unsandboxed: bool) -> Mechanism:
-    chosen = mechanism or sandbox_available() or "none"
+def _choose(
+    mechanism: Mechanism | None, allow_unsandboxed: bool, require_seccomp: bool
+) -> Mechanism:
+    chosen = mechanism or _best_mechanism() or "none"
     if chosen != "none" and not _works(chosen):
         raise SandboxError(f"The {chosen} sandbox cannot be used on this machine.")
+    problem = seccomp_problem()
+    if chosen != "none" and require_seccomp and problem is not None:
+        if mechanism is None and allow_unsandboxed:
+            chosen = "none"  # what the owner allowed, and what provenance will say
+        else:
+            raise SandboxError(
+                f"The sandbox's seccomp filter cannot be made on this machine ({problem}); "
+                "install libseccomp (Debian: libseccomp2) and the pyseccomp package, or "
+                "allow unsandboxed runs."
+            )
     if chosen == "none" and not allow_unsandboxed:
         raise SandboxError(
             "No sandbox (bubblewrap or unshare with user namespaces) works on this machine; "
@@ -424,28 +498,79 @@ def run_sandboxed(
     """
     if not _IDENTIFIER.match(module) or not _IDENTIFIER.match(function) or "." in function:
         raise SandboxError(f"'{module}:{function}' is not a module and function name.", "input")
-    chosen = _choose(mechanism, allow_unsandboxed)
+    chosen = _choose(mechanism, allow_unsandboxed, policy.require_seccomp)
+    program = _filter_program(chosen)
+    details = _details(chosen, program is not None)
     log = _log_file(policy)
     with tempfile.TemporaryDirectory(prefix="cove-sandbox-") as scratch:
         # Inside a sandbox /tmp is the scratch tmpfs; unconfined, a private temp directory.
         home = scratch if chosen == "none" else "/tmp"
-        spec = _spec(module, function, policy, home, root=scratch)
-        started = time.monotonic()
-        # Owner-only: a traceback in the log may quote private rows.
-        log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with open(log_fd, "ab") as log_handle:
-            process = subprocess.Popen(
-                _command(chosen, spec),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log_handle,
-                env=spec["env"],
-                cwd=scratch,
-                start_new_session=True,  # one process group to kill on timeout
-                close_fds=True,
-            )
+        filter_fd = _filter_fd(program) if program is not None else None
+        try:
+            spec = _spec(module, function, policy, home, root=scratch, seccomp_fd=filter_fd)
+            started = time.monotonic()
+            # Owner-only: a traceback in the log may quote private rows.
+            log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with open(log_fd, "ab") as log_handle:
+                log_handle.write(f"cove sandbox: {details}\n".encode())
+                log_handle.flush()
+                process = subprocess.Popen(
+                    _command(chosen, spec),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log_handle,
+                    env=spec["env"],
+                    cwd=scratch,
+                    start_new_session=True,  # one process group to kill on timeout
+                    close_fds=True,
+                    pass_fds=() if filter_fd is None else (filter_fd,),
+                )
+        finally:
+            if filter_fd is not None:
+                os.close(filter_fd)  # the child has its own copy (bwrap, or the init, reads it)
         output = _wait(process, payload, policy, stage, log, started)
-    return SandboxResult(output, chosen, log, time.monotonic() - started)
+    return SandboxResult(output, chosen, log, time.monotonic() - started,
+                         seccomp=seccomp_filter.FILTER_NAME if program is not None else None,
+                         details=details)
+
+
+def _filter_program(chosen: Mechanism) -> bytes | None:
+    """The BPF program to install, or None: unconfined, or not buildable (and not required)."""
+    if chosen == "none":
+        return None
+    try:
+        return seccomp_filter.program()
+    except seccomp_filter.FilterUnavailable:
+        return None  # _choose already refused unless the policy allows this
+
+
+def _details(chosen: Mechanism, filtered: bool) -> str:
+    problem = seccomp_problem()
+    if chosen == "none":
+        why = f"; the seccomp filter cannot be made here: {problem}" if problem else ""
+        return f"none: unconfined (clean environment, rlimits and wall clock only{why})"
+    if filtered:
+        return f"{chosen}: namespaces, read-only view, seccomp filter {seccomp_filter.FILTER_NAME}"
+    return f"{chosen}: namespaces and read-only view, no seccomp filter ({problem})"
+
+
+def _filter_fd(program: bytes) -> int:
+    """A file descriptor at offset 0 of a private in-memory file holding `program`."""
+    try:
+        fd = os.memfd_create("cove-seccomp")  # close-on-exec; pass_fds hands it on
+    except (AttributeError, OSError):
+        handle, name = tempfile.mkstemp(prefix="cove-seccomp-")
+        os.unlink(name)
+        fd = handle
+    try:
+        view = memoryview(program)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _wait(

@@ -4,11 +4,14 @@ Invoked by `compute_to_data.sandbox` only, as `python -I -B -m compute_to_data.s
 <mode> <spec-json>`. Two modes:
 
 - `init` (unshare mechanism only): runs as root of a fresh user namespace that also owns
-  fresh mount, network, PID, IPC and UTS namespaces. It builds a new root on a tmpfs with
-  read-only bind mounts of exactly what the work needs, pivots into it, detaches the old
-  root, then forks the worker with every capability dropped and stays behind as PID 1 of
-  the namespace: it reaps children and mirrors the worker's exit status. When it exits,
-  the kernel kills every process left in the namespace.
+  fresh mount, network, PID, IPC and UTS namespaces. It names the UTS namespace
+  (`HOSTNAME`), builds a new root on a tmpfs with read-only bind mounts of exactly what
+  the work needs (with /proc's keyring and timer lists covered), pivots into it, detaches
+  the old root, then forks the worker, which drops every capability, sets no_new_privs,
+  installs the seccomp filter the parent compiled (a BPF program read from the file
+  descriptor `seccomp_fd`, see `compute_to_data.seccomp_filter`) and execs `run`. The
+  init stays behind as PID 1 of the namespace: it reaps children and mirrors the worker's
+  exit status. When it exits, the kernel kills every process left in the namespace.
 - `run`: applies the resource limits, reads the payload from stdin, imports
   `module.function`, calls `function(payload, dataset_path)` and writes the framed result
   on the original stdout. Anything the work prints goes to stderr, which is the owner's
@@ -50,6 +53,17 @@ FRAME_MAGIC = b"COVE-SANDBOX-1\n"
 # Device nodes every Python process expects; more (a GPU) only when the policy names them.
 BASE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
+# The sandbox's host name (and NIS domain name, under unshare): the host's own is not shown.
+HOSTNAME = "cove-sandbox"
+DOMAINNAME = "(none)"
+
+# Files of the sandbox's /proc that show more than its own processes: the keyrings (and
+# per-uid key counts) of the runner's uid, and timers and scheduler state of every host
+# task. Each present one is covered by a read-only, nodev bind of /dev/null: opening it
+# fails (EACCES).
+MASKED_PROC_FILES = ("/proc/keys", "/proc/key-users", "/proc/timer_list",
+                     "/proc/sched_debug", "/proc/latency_stats")
+
 _MS_RDONLY = 0x1
 _MS_NOSUID = 0x2
 _MS_NODEV = 0x4
@@ -83,6 +97,9 @@ _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _PR_SET_SECUREBITS = 28
 _PR_SET_DUMPABLE = 4
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+_BPF_MAXINSNS = 4096
 # noroot, no_setuid_fixup, keep_caps (off) and no_cap_ambient_raise, each set and locked:
 # a uid-0 worker gains no capabilities from exec, ever.
 _SECUREBITS_LOCKED_NOROOT = 0x1 | 0x2 | 0x4 | 0x8 | 0x20 | 0x40 | 0x80
@@ -90,6 +107,10 @@ _SECUREBITS_LOCKED_NOROOT = 0x1 | 0x2 | 0x4 | 0x8 | 0x20 | 0x40 | 0x80
 _PIVOT_ROOT_SYSCALL = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 class SetupFailed(Exception):
@@ -206,6 +227,10 @@ def _build_root(spec: dict[str, Any]) -> None:
         _mount("proc", f"{root}/proc", "proc", _PROC_FLAGS, None)
     except SetupFailed:
         pass  # refused where the host's /proc is partly hidden; Python runs without it
+    else:
+        for path in MASKED_PROC_FILES:
+            if os.path.exists(root + path):
+                _bind_readonly("/dev/null", root + path)
 
     # The new root itself becomes read-only; only /tmp (the scratch tmpfs) stays writable.
     _mount(None, root, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV, None)
@@ -219,6 +244,39 @@ def _build_root(spec: dict[str, Any]) -> None:
     _check(_libc.syscall(number, b".", b"."), "pivot_root")
     _check(_libc.umount2(b".", _MNT_DETACH), "detach old root")
     os.chdir("/tmp")
+
+
+def _set_names() -> None:
+    """Name this (new, private) UTS namespace: the host's names are not the work's business."""
+    name, domain = HOSTNAME.encode(), DOMAINNAME.encode()
+    _check(_libc.sethostname(name, ctypes.c_size_t(len(name))), "sethostname")
+    _check(_libc.setdomainname(domain, ctypes.c_size_t(len(domain))), "setdomainname")
+
+
+def _read_filter(spec: dict[str, Any]) -> bytes | None:
+    """The BPF program the parent left at spec["seccomp_fd"] (then closed), or None."""
+    fd = spec.get("seccomp_fd")
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as source:
+        program = source.read(_BPF_MAXINSNS * 8 + 1)
+    if not program or len(program) % 8 or len(program) > _BPF_MAXINSNS * 8:
+        raise SetupFailed("seccomp: the filter is not a BPF program")
+    return program
+
+
+def load_filter(program: bytes) -> None:
+    """Install a classic BPF seccomp filter on this thread (and what it starts, for good).
+
+    The kernel requires no_new_privs (or CAP_SYS_ADMIN) first; `_drop_privileges` sets it.
+    """
+    code = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(code, ctypes.c_void_p))
+    _check(
+        _libc.prctl(_PR_SET_SECCOMP, ctypes.c_ulong(_SECCOMP_MODE_FILTER), ctypes.byref(fprog),
+                    ctypes.c_ulong(0), ctypes.c_ulong(0)),
+        "seccomp filter",
+    )
 
 
 def _drop_privileges() -> None:
@@ -246,6 +304,8 @@ def _status_of(status: int, rusage: resource.struct_rusage, cpu_seconds: int) ->
 
 def _init(spec: dict[str, Any]) -> int:
     try:
+        program = _read_filter(spec)
+        _set_names()
         _build_root(spec)
     except (SetupFailed, OSError) as exc:
         print(f"sandbox setup failed: {exc}", file=sys.stderr)
@@ -254,6 +314,10 @@ def _init(spec: dict[str, Any]) -> int:
     if worker == 0:
         try:
             _drop_privileges()
+            if program is not None:
+                # Last: from here on the worker can only exec the work (and the filter
+                # stays across that exec and every fork after it).
+                load_filter(program)
             argv = [spec["python"], "-I", "-B", "-m", "compute_to_data.sandbox_entry", "run",
                     json.dumps(spec)]
             os.execve(spec["python"], argv, spec["env"])

@@ -1,7 +1,9 @@
 """The runner's durable job state (SQLite), so a killed runner resumes without losing,
 repeating or wrongly charging any job.
 
-Each job moves forward only: seen → accepted → trained → completed, or → failed.
+Each job moves forward only: seen → accepted → training → trained → completed, or →
+failed. `training` is recorded before the sandbox may read a private row: a job that fails
+from there on keeps its privacy charge (its failure may depend on the rows).
 Every transition is one committed SQLite transaction, written *before* the on-chain
 action it prepares is considered done, and reconciled with the chain's own job status
 on restart (the chain is the authority on who accepted and what completed).
@@ -32,7 +34,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 
 class Stage(StrEnum):
     SEEN = "seen"  # requested on-chain, not yet claimed by us
-    ACCEPTED = "accepted"  # we won `accept`; training may be under way
+    ACCEPTED = "accepted"  # we won `accept`; no private row read yet
+    TRAINING = "training"  # the sandbox was started: private rows may have been read
     TRAINED = "trained"  # weights and provenance stored; `complete` not yet confirmed
     COMPLETED = "completed"
     FAILED = "failed"  # refunded on-chain (or taken by another worker: reason says)
@@ -40,7 +43,8 @@ class Stage(StrEnum):
 
 _FORWARD = {
     Stage.SEEN: {Stage.ACCEPTED, Stage.FAILED},
-    Stage.ACCEPTED: {Stage.TRAINED, Stage.FAILED},
+    Stage.ACCEPTED: {Stage.TRAINING, Stage.FAILED},
+    Stage.TRAINING: {Stage.TRAINED, Stage.FAILED},
     Stage.TRAINED: {Stage.COMPLETED, Stage.FAILED},
     Stage.COMPLETED: set(),
     Stage.FAILED: set(),

@@ -3,13 +3,15 @@
 The runner owns the loop (DESIGN.md section 6). What it does, in order:
 
 1. Public checks, before any private row is read: the spec against the schema, and the DP
-   parameters from the spec and the public row count (`DpParams.for_spec`): sample rate
-   q = expected_batch_size / rows on the 1e-9 grid, steps = epochs × ceil(1/q), and the
-   noise multiplier (given, or the smallest on the 1e-6 grid that reaches the target ε).
-   The privacy cost (curve and ε) is fixed here, before training.
+   parameters from the spec and the dataset's public (DP) row count (`DpParams.for_spec`):
+   sample rate q = expected_batch_size / rows on the 1e-9 grid, steps = epochs × ceil(1/q),
+   and the noise multiplier (given, or the smallest on the 1e-6 grid that reaches the
+   target ε). The privacy cost (curve and ε) is fixed here, before training.
 2. Private stages, each wrapped so that any failure becomes a TrainingError naming the
    stage only, with no cause attached (no message, no traceback, no `__context__`):
-   check the table against the schema, encode it, train, copy the parameters out.
+   check the table's columns and kinds against the declared schema, encode it (every row:
+   values clipped to the declared ranges, undeclared labels to their fallback, missing
+   targets filled; no row is dropped), train, copy the parameters out.
 3. Training is Opacus' `make_private` with ghost clipping (`grad_sample_mode="ghost"`),
    per-sample clipping at the spec's clip norm and the fixed noise multiplier. Batches are
    drawn by Poisson sampling with exactly q (Opacus' `UniformWithReplacementSampler`) for
@@ -38,7 +40,6 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import numpy as np
@@ -61,7 +62,7 @@ from exchange.ml.accounting import (
 from exchange.ml.weights import parameters_of
 from exchange.ml.model import build_model, encode_features, encode_target, validate_module
 from exchange.ml.spec import ModelSpec
-from exchange.datasets.schema import DatasetSchema, check_frame
+from exchange.datasets.schema import DatasetSchema, check_kinds
 from exchange.errors import PrivacyError, TrainingError
 
 T = TypeVar("T")
@@ -98,8 +99,6 @@ class TrainingResult:
     device: str
     device_name: str
     versions: dict[str, str]
-    started_at: datetime
-    finished_at: datetime
     seeded: bool
 
     def provenance(self) -> dict[str, Any]:
@@ -123,8 +122,6 @@ class TrainingResult:
             "delta": self.dp.delta_fixed,
             "library_versions": dict(self.versions),
             "device": device,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
         }
 
 
@@ -134,22 +131,24 @@ def train(
     schema: DatasetSchema,
     device: str | torch.device | None = None,
     *,
+    public_rows: int,
     seed: int | None = None,
     expected_params: DpParams | DpParamsOnchain | None = None,
 ) -> TrainingResult:
     """Train `spec` on the private `frame` with differential privacy.
 
-    `device`: None picks CUDA when available, else the CPU. `seed`: None in production (see
-    the module doc). `expected_params`: the DP parameters recorded with the job (the
-    on-chain struct, or a DpParams, which also fixes δ); training is refused (PrivacyError)
-    unless they are exactly the ones the spec gives on this table's row count, so the
-    ledger's charge is what is run.
+    `public_rows`: the dataset's public (DP) row count, which sets q; never the table's own
+    length. `device`: None picks CUDA when available, else the CPU. `seed`: None in
+    production (see the module doc). `expected_params`: the DP parameters recorded with
+    the job (the on-chain struct, or a DpParams, which also fixes δ); training is refused
+    (PrivacyError) unless they are exactly the ones the spec gives on that row count, so
+    the ledger's charge is what is run.
 
     Raises SpecError or PrivacyError for problems with public inputs (before reading any
     row), TrainingError (stage only) for anything that goes wrong with the private data.
     """
     spec.check_against(schema)
-    params = DpParams.for_spec(spec, len(frame))
+    params = DpParams.for_spec(spec, public_rows)
     if expected_params is not None:
         if isinstance(expected_params, DpParams):
             matches = expected_params == params
@@ -169,9 +168,8 @@ def train(
         torch.manual_seed(init_seed)
         model = build_model(spec, schema)
 
-    started = datetime.now(UTC)
     with quiet():
-        _guarded("checking the table against the dataset's schema", check_frame, frame, schema)
+        _guarded("checking the table against the declared schema", check_kinds, frame, schema)
         features, targets = _guarded("encoding the data", _encode, spec, schema, frame)
         trained = _guarded(
             "training", fit_private, model, features, targets, spec=spec, params=params,
@@ -180,7 +178,6 @@ def train(
         del features, targets
         module = _guarded("collecting the parameters", _fresh_copy, spec, schema, trained)
         del trained, model
-    finished = datetime.now(UTC)
 
     return TrainingResult(
         module=module,
@@ -195,8 +192,6 @@ def train(
         device=str(target),
         device_name=device_name(target),
         versions=library_versions(),
-        started_at=started,
-        finished_at=finished,
         seeded=seed is not None,
     )
 
@@ -363,9 +358,8 @@ def _guarded(stage: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 def _encode(
     spec: ModelSpec, schema: DatasetSchema, frame: pd.DataFrame
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    targets, usable = encode_target(spec, schema, frame)
-    features = encode_features(spec, schema, frame)[torch.from_numpy(usable)]
-    return features.contiguous(), targets
+    targets, _ = encode_target(spec, schema, frame, fill_missing=True)
+    return encode_features(spec, schema, frame).contiguous(), targets
 
 
 def _fresh_copy(spec: ModelSpec, schema: DatasetSchema, trained: nn.Module) -> nn.Module:

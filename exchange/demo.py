@@ -14,6 +14,8 @@ the user's keystores or chain, and it stops the chain and the runner it started.
 
 from __future__ import annotations
 
+import math
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +30,7 @@ from exchange.chain.anvil import LocalChain
 from exchange.chain.deployment import deploy
 from exchange.chain.session import ChainSession, connect
 from exchange.client import CoveClient
+from exchange.datasets import ColumnSchema, CommitmentKey, DatasetSchema
 from exchange.jobs import fetch_result, request_job, wait_for
 from exchange.market import buy_credits, mint_test_tokens
 from exchange.paths import HomeLayout
@@ -49,6 +52,35 @@ def breast_cancer_split(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame[TARGET] = [str(bunch.target_names[t]) for t in frame.pop("target")]
     shuffled = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     return shuffled.iloc[HELD_OUT_ROWS:].reset_index(drop=True), shuffled.iloc[:HELD_OUT_ROWS].reset_index(drop=True)
+
+
+# One line of the "Summary Statistics" table in the dataset's public documentation.
+_DOCUMENTED_RANGE = re.compile(r"^(?P<feature>[a-z ]+) \((?P<kind>mean|standard error|worst)\):\s+(?P<lo>[\d.]+)\s+(?P<hi>[\d.]+)$")
+_COLUMN_OF = {"mean": "mean_{}", "standard error": "{}_error", "worst": "worst_{}"}
+
+
+def breast_cancer_schema() -> DatasetSchema:
+    """The table's declared public schema, from public knowledge only: the minimum and maximum
+    that the dataset's own documentation lists for each feature (scikit-learn's DESCR, the UCI
+    description), rounded outward to two significant digits; the two diagnosis labels."""
+    from sklearn.datasets import load_breast_cancer
+
+    columns = []
+    for line in load_breast_cancer().DESCR.splitlines():
+        match = _DOCUMENTED_RANGE.match(line.strip())
+        if match:
+            name = _COLUMN_OF[match["kind"]].format(match["feature"].replace(" ", "_"))
+            low, high = _two_digits(float(match["lo"]), math.floor), _two_digits(float(match["hi"]), math.ceil)
+            columns.append(ColumnSchema(name=name, kind="float", nullable=False, minimum=low, maximum=high))
+    columns.append(ColumnSchema(name=TARGET, kind="categorical", nullable=False, categories=["benign", "malignant"]))
+    return DatasetSchema(columns=columns)
+
+
+def _two_digits(value: float, rounding: Any) -> float:
+    if value == 0:
+        return 0.0
+    step = 10 ** (math.floor(math.log10(abs(value))) - 1)
+    return round(rounding(value / step) * step, 12)
 
 
 def demo_spec(features: list[str]) -> dict[str, Any]:
@@ -98,9 +130,12 @@ def _story(root: Path, homes: dict[str, HomeLayout], rpc_url: str, out: Console)
     private_file.parent.mkdir(parents=True, exist_ok=True)
     private.to_csv(private_file, index=False)
     runner_client = CoveClient.open(rpc_url, runner_key, homes["runner"].root, hub=deployment.cove)
+    # The hospital's commitment key, which its runner (on its premises) is given with the file.
+    key_file = homes["hospital"].commitment_key
+    CommitmentKey.at(key_file).keep(key_file)
     runner = RunnerProcess(
         runner_client, rpc_url, f"dev{RUNNER_ACCOUNT}", homes["runner"].root,
-        options=["--data", str(private_file)],
+        options=["--data", str(private_file), "--commitment-key", str(key_file)],
     )  # fmt: skip
     try:
         out.print(f"3. the hospital's runner runs as its own process, home {homes['runner'].root.name}/; "
@@ -122,13 +157,16 @@ def _trade(
     owner = CoveClient.open(rpc_url, dev_account(0), homes["hospital"].root, hub=deployment.cove)
     terms = parse_terms(price="2.5", payment_token=deployment.payment_token, budget="6", per_job_cap="3", max_epochs=30)
     published = publish_dataset(
-        owner, private_file, name="Breast cancer (Wisconsin)", description=f"{len(private)} patients, 30 features",
-        tags=["health", "tabular"], terms=terms, license="CC-BY-4.0", runner=runner.account,
+        owner, private_file, name="Breast cancer (Wisconsin)", description="30 features of a fine-needle aspirate",
+        tags=["health", "tabular"], terms=terms, schema=breast_cancer_schema(), license="CC-BY-4.0",
+        runner=runner.account,
     )  # fmt: skip
+    publication = owner.session.call(owner.jobs.functions.composedEpsilon(published.dataset_id)) / 1e6
     out.print(
         f"4. the hospital published dataset #{published.dataset_id} in one transaction ({published.gas_used:,} gas): "
-        f"budget ε 6, at most ε 3 a job; the {len(private)} rows stay in {private_file.parent.name}/, "
-        f"the metadata went to the endpoint"
+        f"budget ε 6, at most ε 3 a job; the rows stay in {private_file.parent.name}/; public: the schema it "
+        f"declared from the dataset's documentation, a row count with DP noise ({published.rows}; its release "
+        f"spent ε {publication:g}), a keyed commitment; the metadata went to the endpoint"
     )
 
     # The data scientist: a home of their own; only the RPC URL and the hub's address are shared.
@@ -185,6 +223,7 @@ def _trade(
         "publish_gas": published.gas_used,
         "request_gas": ticket.gas_used,
         "epsilon": record.epsilon / 1e6,
+        "publication_epsilon": publication,
         "dataset_epsilon_spent": spent,
         "accuracy": accuracy,
         "majority_baseline": float(majority),

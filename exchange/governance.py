@@ -213,7 +213,8 @@ def build_actions(client: CoveClient, consortium: Consortium, dataset_id: int, c
         current, _, _ = policy_of(client, dataset_id)
         terms = parse_terms(**(current.model_dump() | policy_changes))
         struct = terms.to_onchain(client.token_decimals(terms.payment_token))
-        client.session.call(cove.functions.checkPolicy(struct))  # the policy setter's own refusal, now
+        rows = client.session.call(cove.functions.datasetOf(dataset_id))[3]
+        client.session.call(cove.functions.checkPolicy(struct, rows))  # the policy setter's own refusal, now
         offer_lists(client, client.session.call(cove.functions.datasetOf(dataset_id))[5], terms)
         digest = lists_digest(terms)
         calldata = cove.encode_abi("setPolicy", [dataset_id, struct, digest])

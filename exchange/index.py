@@ -24,12 +24,16 @@ from exchange.chain.deployment import Deployment
 from exchange.chain.logs import LogReader
 from exchange.chain.session import ChainSession
 
+# Part of the file name: a cache in an older layout is left alone and rebuilt from the chain.
+INDEX_VERSION = 2
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sync (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS datasets (
     id INTEGER PRIMARY KEY, owner TEXT NOT NULL, datatoken TEXT NOT NULL,
     metadata_digest TEXT NOT NULL, commitment TEXT NOT NULL, rows INTEGER NOT NULL,
-    runner TEXT NOT NULL, controller TEXT, block INTEGER NOT NULL, tx TEXT NOT NULL);
+    count_noise INTEGER NOT NULL, runner TEXT NOT NULL, controller TEXT, block INTEGER NOT NULL,
+    tx TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS policies (
     dataset_id INTEGER NOT NULL, version INTEGER NOT NULL, policy TEXT NOT NULL,
     lists_digest TEXT NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (dataset_id, version));
@@ -41,7 +45,7 @@ CREATE TABLE IF NOT EXISTS endpoints (runner TEXT PRIMARY KEY, url TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY, dataset_id INTEGER NOT NULL, consumer TEXT NOT NULL,
     request TEXT NOT NULL, status TEXT NOT NULL, runner TEXT, completion TEXT, reason TEXT,
-    block INTEGER NOT NULL, tx TEXT NOT NULL);
+    charge_kept INTEGER, block INTEGER NOT NULL, tx TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS jobs_by_consumer ON jobs (consumer);
 CREATE INDEX IF NOT EXISTS jobs_by_runner ON jobs (runner);
 """
@@ -67,7 +71,7 @@ class EventIndex:
     ):  # fmt: skip
         self.session = session
         self.deployment = deployment
-        self.path = directory / f"{deployment.chain_id}-{deployment.cove.lower()}.sqlite"
+        self.path = directory / f"{deployment.chain_id}-{deployment.cove.lower()}-v{INDEX_VERSION}.sqlite"
         self._logs = LogReader(session.w3, log_range)
         self._addresses = [cove.address, jobs.address]
         self._events = {
@@ -126,9 +130,9 @@ class EventIndex:
         tx = _hex(log["transactionHash"])
         if name == "DatasetPublished":
             db.execute(
-                "INSERT OR REPLACE INTO datasets VALUES (?,?,?,?,?,?,?,NULL,?,?)",
+                "INSERT OR REPLACE INTO datasets VALUES (?,?,?,?,?,?,?,?,NULL,?,?)",
                 (args["datasetId"], args["owner"], args["datatoken"], _hex(args["metadataDigest"]),
-                 _hex(args["commitment"]), args["rows"], args["runner"], block, tx),
+                 _hex(args["commitment"]), args["rows"], args["countNoise"], args["runner"], block, tx),
             )  # fmt: skip
         elif name == "PolicyUpdated":
             db.execute(
@@ -154,7 +158,7 @@ class EventIndex:
         elif name == "JobRequested":
             request = _jsonable({k: args[k] for k in args if k not in ("jobId", "datasetId", "consumer")})
             db.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,'requested',NULL,NULL,NULL,?,?)",
+                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,'requested',NULL,NULL,NULL,NULL,?,?)",
                 (args["jobId"], args["datasetId"], args["consumer"].lower(), json.dumps(request), block, tx),
             )
         elif name == "JobAccepted":
@@ -163,7 +167,10 @@ class EventIndex:
             completion = json.dumps(_jsonable({k: args[k] for k in args if k != "jobId"}))
             db.execute("UPDATE jobs SET status = 'completed', completion = ? WHERE id = ?", (completion, args["jobId"]))
         elif name == "JobFailed":
-            db.execute("UPDATE jobs SET status = 'failed', reason = ? WHERE id = ?", (args["reason"], args["jobId"]))
+            db.execute(
+                "UPDATE jobs SET status = 'failed', reason = ?, charge_kept = ? WHERE id = ?",
+                (args["reason"], int(args["chargeKept"]), args["jobId"]),
+            )
         elif name == "JobRefunded":
             db.execute("UPDATE jobs SET status = 'refunded' WHERE id = ?", (args["jobId"],))
 

@@ -9,9 +9,12 @@ is only sent when the chain will accept it.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi import encode
+from eth_utils import keccak
 from web3 import Web3
 from web3.logs import DISCARD
 
@@ -20,7 +23,9 @@ from exchange.client import CoveClient
 from exchange.crypto import decrypt_with, public_key_of
 from exchange.errors import InputError, PrivacyError, ProvenanceError, SpecError
 from exchange.merkle import MerkleTree, address_leaf, bytes32_leaf
-from exchange.ml.accounting import DpParams, compose, epsilon_fixed
+from exchange.ml.accounting import (
+    NOISE_SCALE, ORDERS, SAMPLE_RATE_SCALE, DpParams, compose, epsilon_fixed, fixed_curve, rdp_curve,
+)  # fmt: skip
 from exchange.ml.spec import ModelSpec
 from exchange.policy import model_family_hash
 from exchange.provenance import Check, SignedProvenance, check
@@ -41,6 +46,7 @@ class JobTicket:
     spec_hash: str
     epsilon: float  # what this job spends, at the policy's δ
     composed_epsilon: float  # the dataset's ε after this job
+    delta: float  # the policy's δ
     tx_hash: str
     gas_used: int
 
@@ -177,6 +183,7 @@ def request_job(
         spec_hash=spec.spec_hash(),
         epsilon=float(epsilon_from_fixed(quote.epsilon)),
         composed_epsilon=float(epsilon_from_fixed(quote.composed)),
+        delta=quote.params.delta,
         tx_hash=receipt["transactionHash"].to_0x_hex(),
         gas_used=int(receipt["gasUsed"]),
     )
@@ -236,10 +243,24 @@ class RequestedJob:
     spec_hash: bytes
     spec: bytes  # the spec on the wire: zlib-compressed canonical JSON (ModelSpec.from_wire)
     dp: tuple[int, int, int, int, int]  # noise multiplier, sample rate, steps, clip norm, epochs
-    rdp_curve: tuple[int, ...]
+    curve_hash: bytes  # keccak256(abi.encode(rdpCurve)) of the curve the ledger was charged
     model_family: bytes
     deadline: int
     encryption_key: bytes
+    tx: str  # the request's transaction (its calldata holds the curve itself)
+
+    @property
+    def honest_curve(self) -> tuple[int, ...]:
+        """The curve the job's DP parameters give (PrivacyError for unusable parameters)."""
+        return fixed_curve(rdp_curve(self.dp[0] / NOISE_SCALE, self.dp[1] / SAMPLE_RATE_SCALE, self.dp[2]))
+
+    @property
+    def curve_is_honest(self) -> bool:
+        """Whether the ledger was charged the curve the DP parameters give."""
+        try:
+            return curve_hash_of(self.honest_curve) == self.curve_hash
+        except PrivacyError:
+            return False
 
     @classmethod
     def from_index(cls, row: dict[str, Any]) -> RequestedJob:
@@ -252,11 +273,36 @@ class RequestedJob:
             spec_hash=_bytes(request["specHash"]),
             spec=_bytes(request["spec"]),
             dp=(int(dp["noiseMultiplier"]), int(dp["sampleRate"]), int(dp["steps"]), int(dp["clipNorm"]), int(dp["epochs"])),
-            rdp_curve=tuple(int(v) for v in request["rdpCurve"]),
+            curve_hash=_bytes(request["curveHash"]),
             model_family=_bytes(request["modelFamily"]),
             deadline=int(request["deadline"]),
             encryption_key=_bytes(request["encryptionKey"]),
+            tx=str(row["tx"]),
         )
+
+
+def curve_hash_of(curve: Sequence[int]) -> bytes:
+    """keccak256(abi.encode(uint64[24])): how ComputeJobs names a job's curve."""
+    return keccak(encode([f"uint64[{len(ORDERS)}]"], [list(curve)]))
+
+
+def charged_curve(client: CoveClient, job: RequestedJob) -> tuple[int, ...] | None:
+    """The curve the ledger was charged for `job`: the honest one when its hash matches, else
+    the one its request's calldata carries (None when the request came through a contract,
+    so that the calldata is not the `request` call itself)."""
+    if job.curve_is_honest:
+        return job.honest_curve
+    transaction = client.session.w3.eth.get_transaction(job.tx)
+    if str(transaction.get("to", "")).lower() != client.jobs.address.lower():
+        return None
+    try:
+        function, arguments = client.jobs.decode_function_input(transaction["input"])
+    except ValueError:
+        return None
+    if function.fn_name != "request":
+        return None
+    curve = tuple(int(v) for v in arguments["r"]["rdpCurve"])
+    return curve if curve_hash_of(curve) == job.curve_hash else None
 
 
 def _bytes(hex_text: str) -> bytes:
@@ -330,7 +376,9 @@ def verify(
 ) -> list[Check]:
     """Every check a buyer can make: signature, hashes on chain, spec, ε, commitment, CIDs."""
     record = signed.record
-    curve = list(requested.rdp_curve)
+    # What the ledger was charged: the curve whose hash the request recorded.
+    charged = charged_curve(client, requested)
+    curve = list(charged) if charged is not None else [0] * len(ORDERS)
     ledger_epsilon = int(client.session.call(client.jobs.functions.epsilonOf(curve, record.delta)))
     checks = check(
         signed,

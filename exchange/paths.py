@@ -58,5 +58,17 @@ class HomeLayout:
         return self.root / "owned-datasets.json"
 
     @property
+    def private(self) -> Path:
+        """The owner's private state (0700): the commitment key, tables the SDK wrote."""
+        path = self.root / "private"
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
+
+    @property
+    def commitment_key(self) -> Path:
+        """The owner's commitment secret (see exchange.datasets.commitment.CommitmentKey)."""
+        return self.private / "commitment.key"
+
+    @property
     def runner(self) -> Path:
         return self._dir("runner")

@@ -2,7 +2,8 @@
 
 A `ProvenanceRecord` says which dataset (by id and commitment) a job trained on, with which
 spec, DP parameters and accountant, how much privacy it spent, in which environment
-(libraries, device, sandbox), when, and what came out. Every number that the chain also
+(libraries, device, sandbox), and what came out. It holds no time or duration: how long a
+training took depends on the private rows, and only DP releases may. Every number that the chain also
 knows is written exactly as the chain stores it (fixed-point integers), so the record and
 the ledger compare without rounding, and the canonical JSON holds no floats.
 
@@ -37,7 +38,6 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from decimal import ROUND_CEILING, Decimal
 from typing import Annotated, Any, Literal
 
@@ -48,7 +48,6 @@ from eth_keys.exceptions import BadSignature
 from eth_keys.exceptions import ValidationError as KeyValidationError
 from eth_utils import is_address, keccak, to_checksum_address
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -60,9 +59,9 @@ from pydantic import (
 from exchange.errors import InputError, ProvenanceError
 from exchange.storage.canonical import canonical_json
 from exchange.storage.cid import Cid
-from exchange.units import DELTA_SCALE, EPSILON_SCALE, epsilon_from_fixed
+from exchange.units import DELTA_SCALE, EPSILON_SCALE, RDP_SATURATED, epsilon_from_fixed
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 DOMAIN_NAME = "Cove Provenance"
 DOMAIN_VERSION = "1"
 
@@ -120,16 +119,9 @@ def _cid(value: Any) -> str:
         raise ValueError(str(err)) from None
 
 
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("must carry a time zone")
-    return value.astimezone(timezone.utc)
-
-
 Hash32 = Annotated[str, BeforeValidator(_hex32)]
 Address = Annotated[str, BeforeValidator(_address)]
 CidText = Annotated[str, BeforeValidator(_cid)]
-UtcTime = Annotated[datetime, AfterValidator(_utc)]
 Uint64 = Annotated[int, Field(ge=0, le=UINT64_MAX)]
 
 
@@ -150,7 +142,7 @@ class DpRecord(_Frozen):
 class ProvenanceRecord(_Frozen):
     """One job's provenance. Field units are the chain's; see the module docstring."""
 
-    version: Literal[1] = RECORD_VERSION
+    version: Literal[2] = RECORD_VERSION
     chain_id: int = Field(gt=0)
     compute_jobs: Address = Field(description="the ComputeJobs contract (EIP-712 verifier)")
     job_id: int = Field(ge=0)
@@ -167,10 +159,10 @@ class ProvenanceRecord(_Frozen):
     library_versions: dict[str, str]
     device: str = Field(min_length=1, description="e.g. 'cpu' or 'cuda:0 (NVIDIA H100)'")
     sandbox: Literal["bwrap", "unshare", "none"] = Field(
-        description="how training was confined; 'none' means it ran unsandboxed"
+        description="how training was confined: namespaces by bwrap or unshare, always with the "
+        "seccomp filter; 'none' means it ran unsandboxed"
     )
-    started_at: UtcTime
-    finished_at: UtcTime
+    public_rows: int = Field(gt=0, description="the dataset's public (DP) row count that set q")
     weights_hash: Hash32 = Field(description="0x sha256 of the PLAINTEXT safetensors file")
     weights_cid: CidText = Field(description="CIDv1 of the ENCRYPTED weights blob")
 
@@ -180,8 +172,6 @@ class ProvenanceRecord(_Frozen):
             raise ValueError("rdp_orders and rdp_curve must have one value per order")
         if any(a <= ORDER_SCALE for a in self.rdp_orders):
             raise ValueError("every Rényi order must be above 1")
-        if self.finished_at < self.started_at:
-            raise ValueError("finished_at is before started_at")
         return self
 
     def canonical_bytes(self) -> bytes:
@@ -289,14 +279,19 @@ def epsilon_of_curve(orders: Sequence[int], curve: Sequence[int], delta: int) ->
     """ε (millionths, rounded up) of a fixed-point RDP curve at δ (1e-18 units).
 
     The conversion the ledger and Opacus use (Balle et al. 2020):
-    ε = max(0, min over α of RDP(α) + ln((α−1)/α) − (ln δ + ln α)/(α−1)).
+    ε = max(0, min over α of RDP(α) + ln((α−1)/α) − (ln δ + ln α)/(α−1)), over the orders
+    the ledger holds a finite value for (entries below RDP_SATURATED).
     """
     d = delta / DELTA_SCALE
     best = math.inf
     for order, value in zip(orders, curve, strict=True):
+        if value >= RDP_SATURATED:
+            continue
         alpha, rdp = order / ORDER_SCALE, value / CURVE_SCALE
         bound = rdp + math.log((alpha - 1) / alpha) - (math.log(d) + math.log(alpha)) / (alpha - 1)
         best = min(best, bound)
+    if math.isinf(best):  # no finite order: what the chain's epsilonOf answers
+        return 2**256 - 1
     return int((Decimal(max(0.0, best)) * EPSILON_SCALE).to_integral_value(rounding=ROUND_CEILING))
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 from web3.logs import DISCARD
 
 from exchange.client import CoveClient
-from exchange.datasets import DatasetMetadata, prepare_metadata
+from exchange.datasets import CommitmentKey, DatasetMetadata, DatasetSchema, prepare_metadata
+from exchange.datasets.dp_count import DEFAULT_COUNT_NOISE, count_noise_micro
 from exchange.documents import lists_digest, lists_document, offer_documents, single_block_digest
-from exchange.errors import InputError
+from exchange.errors import InputError, PolicyError
 from exchange.owned import OwnedDatasets
 from exchange.policy import PolicyTerms
 from exchange.storage import Cid, compute_cid
@@ -29,6 +30,7 @@ class PublishResult:
     dataset_id: int
     datatoken: str
     metadata_cid: str
+    rows: int  # the public (DP) row count
     endpoint: str | None  # the runner's endpoint that serves the metadata (None: none on chain)
     tx_hash: str
     gas_used: int
@@ -40,6 +42,8 @@ def publish_dataset(
     *,
     name: str,
     terms: PolicyTerms,
+    schema: DatasetSchema,
+    count_noise: float | str = DEFAULT_COUNT_NOISE,
     description: str = "",
     license: str = "proprietary",
     tags: list[str] | None = None,
@@ -47,9 +51,21 @@ def publish_dataset(
     controller: str | None = None,
     mock_rows: int = 20,
 ) -> PublishResult:
-    """Publishes the table at `path` with access policy `terms`; the caller's account owns it."""
-    metadata, _private = prepare_metadata(path, name, description, license, tags or [], mock_rows)
-    commitment = bytes.fromhex(metadata.commitment.sha256.removeprefix("0x"))
+    """Publishes the table at `path` under its declared `schema` with access policy `terms`;
+    the caller's account owns it. The row count is released with discrete Gaussian noise of
+    σ = `count_noise`, charged to the dataset's privacy ledger; the commitment is keyed with
+    this home's commitment key (stored with the first publication)."""
+    noise_micro = count_noise_micro(count_noise)
+    key = CommitmentKey.at(client.home.commitment_key)
+    metadata, _private = prepare_metadata(
+        path, name, schema, key, noise_micro, description, license, tags or [], mock_rows
+    )
+    if terms.delta * metadata.rows >= 1:
+        raise PolicyError(
+            f"δ must be below 1/n for the public row count n = {metadata.rows}: choose a δ below "
+            f"{1 / metadata.rows:.2g} (--delta)."
+        )
+    commitment = bytes.fromhex(metadata.commitment.digest.removeprefix("0x"))
     existing = client.session.call(client.cove.functions.datasetByCommitment(commitment))
     if existing:
         raise InputError(
@@ -63,6 +79,7 @@ def publish_dataset(
         single_block_digest(metadata_bytes, "metadata document"),
         commitment,
         metadata.rows,
+        noise_micro,
         runner,
         controller or ZERO_ADDRESS,
     )
@@ -72,6 +89,7 @@ def publish_dataset(
 
     lists = lists_document(terms)
     endpoint = offer_documents(client, runner, [metadata_bytes, *([lists] if lists else [])])
+    key.keep(client.home.commitment_key)  # before the commitment it keys goes on chain
     receipt = client.session.transact(publish)
     event = client.cove.events.DatasetPublished().process_receipt(receipt, errors=DISCARD)[0]["args"]
     OwnedDatasets(client.home.owned).remember(client.session.chain_id, client.cove.address, int(event["datasetId"]), path)
@@ -79,6 +97,7 @@ def publish_dataset(
         dataset_id=int(event["datasetId"]),
         datatoken=str(event["datatoken"]),
         metadata_cid=str(compute_cid(metadata_bytes)),
+        rows=metadata.rows,
         endpoint=endpoint,
         tx_hash=receipt["transactionHash"].to_0x_hex(),
         gas_used=int(receipt["gasUsed"]),

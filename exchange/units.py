@@ -11,6 +11,9 @@ from decimal import Context, Decimal, Inexact, InvalidOperation
 EPSILON_SCALE = 10**6
 DELTA_SCALE = 10**18
 CREDIT = 10**18  # one job credit is one whole datatoken
+# The privacy ledger's 42-bit lanes: a fixed-point RDP entry (or sum) this large stands for
+# infinite RDP at its order (ComputeJobs.SATURATED); such orders never give ε.
+RDP_SATURATED = 2**42 - 2
 
 # Fixed-point arithmetic must be exact: the default context keeps 28 digits and would
 # silently round e.g. a uint96 price (29 digits). This one refuses to round instead.

@@ -20,6 +20,7 @@ from exchange.chain.anvil import ChainInfo, LocalChain
 from exchange.chain.deployment import Deployment, deploy
 from exchange.chain.session import ChainSession, connect
 from exchange.client import CoveClient
+from exchange.datasets.schema import ColumnSchema, DatasetSchema
 from exchange.paths import HomeLayout
 
 
@@ -65,11 +66,34 @@ def make_table(rows: int = 120, seed: int = 0) -> pd.DataFrame:
     )
 
 
+# The declared public schema of `make_table`'s columns: plausible clinical ranges chosen
+# without looking at the rows, as an owner declares them.
+PATIENTS_SCHEMA = DatasetSchema(
+    columns=[
+        ColumnSchema(name="age", kind="integer", nullable=False, minimum=18, maximum=100),
+        ColumnSchema(name="bmi", kind="float", nullable=False, minimum=10.0, maximum=60.0),
+        ColumnSchema(name="smoker", kind="boolean", nullable=False),
+        ColumnSchema(name="diagnosis", kind="categorical", nullable=False, categories=["benign", "malignant"]),
+    ]
+)
+
+
+def write_schema(path: Path, schema: DatasetSchema = PATIENTS_SCHEMA) -> Path:
+    path.write_text(schema.model_dump_json(exclude_none=True, indent=2), encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def dataset_csv(tmp_path: Path) -> Path:
     path = tmp_path / "patients.csv"
     make_table().to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def schema_json(tmp_path: Path) -> Path:
+    """PATIENTS_SCHEMA as a file, for `cove publish --schema`."""
+    return write_schema(tmp_path / "patients.schema.json")
 
 
 @dataclass

@@ -9,8 +9,8 @@ import {Policy} from "./modules/AccessPolicies.sol";
 import {ICoveHub} from "./interfaces/ICoveHub.sol";
 
 // Number of Rényi orders the privacy ledger tracks:
-// α = 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64.
-uint256 constant RDP_ORDERS = 16;
+// α = 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 80, 96, 128, 160, 192, 256, 512, 1024.
+uint256 constant RDP_ORDERS = 24;
 
 /**
  * @notice The DP-SGD parameters of a job, as the runner will train with them.
@@ -41,8 +41,9 @@ struct JobRequest {
     bytes spec;
     /// DP-SGD parameters.
     DpParams dp;
-    /// The job's RDP curve at the ledger's 16 orders: ceil(RDP(α) × 1e9), each positive.
-    uint64[16] rdpCurve;
+    /// The job's RDP curve at the ledger's 24 orders: ceil(RDP(α) × 1e9), each positive. It
+    /// follows from `dp` (the subsampled Gaussian's RDP), which the runner recomputes.
+    uint64[24] rdpCurve;
     /// Hash of the model family (checked against the policy's model-family root).
     bytes32 modelFamily;
     /// Merkle proof of `modelFamily` (empty when the policy allows any family).
@@ -68,8 +69,10 @@ enum JobStatus {
 
 /**
  * @notice The on-chain record of one job: three storage slots while it runs, three more once
- * it completes. The RDP curve itself is kept only as a hash (it is in the JobRequested event);
- * {ComputeJobs.fail} and {ComputeJobs.refund} take it back as an argument and check it.
+ * it completes. The RDP curve itself is kept only as a hash, which JobRequested emits: the
+ * curve is a function of the job's DP parameters (emitted too) that anyone can recompute and
+ * check against the hash; {ComputeJobs.fail} and {ComputeJobs.refund} take it back as an
+ * argument and check it.
  */
 struct Job {
     /// Who asked for the job (and paid one credit).
@@ -78,7 +81,7 @@ struct Job {
     uint64 datasetId;
     /// The dataset's policy version when the job was requested.
     uint32 policyVersion;
-    /// keccak256(abi.encode(rdpCurve)) of the job's uint64[16] curve.
+    /// keccak256(abi.encode(rdpCurve)) of the job's uint64[24] curve.
     bytes32 curveHash;
     /// Where the job stands.
     JobStatus status;
@@ -104,13 +107,18 @@ struct Job {
  * The dataset's runner accepts the job, trains, and completes it with the hashes of the
  * weights and of the provenance record. A job that the runner fails, or that the consumer
  * takes back after its deadline, released nothing: its credit is re-minted to the consumer
- * and its curve leaves the ledger.
+ * and its curve leaves the ledger, unless the runner says it had read private rows: then the
+ * failure itself depends on them, and the charge stays.
  *
- * Privacy ledger: per dataset, the sum of the RDP curves of live jobs at the 16 orders
- * α = (1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64), in nano-units (1e9 = RDP 1.0),
- * packed four uint64 lanes to a slot. Each lane holds its sum plus one, so the four slots
- * are never zero once the hub opened them at publish: a job's ledger update is then a
- * nonzero-to-nonzero write (5k gas a slot) rather than a fresh one (22k).
+ * Privacy ledger: per dataset, the sum of the RDP curves of its charged releases at the 24
+ * orders α = (1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 80, 96, 128, 160,
+ * 192, 256, 512, 1024), in nano-units (1e9 = RDP 1.0), packed six 42-bit lanes to a slot.
+ * The first charge is the dataset's own publication (its DP row count, see {openLedger}).
+ * Each lane holds its sum plus one, so the four slots are never zero once the hub opened
+ * them at publish: a job's ledger update is then a nonzero-to-nonzero write (5k gas a slot)
+ * rather than a fresh one (22k). A lane saturates instead of overflowing: a sum (or an
+ * entry) of SATURATED or more marks that order as unusable (infinite RDP) for good, which
+ * only ever makes ε larger; the high orders saturate for large curves and matter for small ones.
  * ε at δ is the conversion Opacus uses (Balle et al. 2020, Theorem 21):
  *   ε = min_i max(0, RDP_i + ln((α_i − 1)/α_i) − (ln δ + ln α_i)/(α_i − 1)),
  * computed in wad and reported in millionths rounded up. Every rounding is toward a larger ε.
@@ -138,9 +146,15 @@ contract ComputeJobs {
     uint256 private constant WAD = 1e18;
     uint256 private constant NANO_TO_WAD = 1e9;
     uint256 private constant WAD_PER_MICRO = 1e12;
-    uint256 private constant LANE_MASK = 0xffffffffffffffff; // type(uint64).max
-    /// @dev Four lanes of value 1 (sum 0): an opened, empty ledger slot.
-    uint256 private constant EMPTY_LEDGER_WORD = 1 | (1 << 64) | (1 << 128) | (1 << 192);
+    uint256 private constant UINT64_MASK = 0xffffffffffffffff;
+    uint256 private constant LANE_BITS = 42;
+    uint256 private constant LANES_PER_WORD = 6;
+    uint256 private constant LANE_MASK = (1 << 42) - 1;
+    /// @notice A curve entry this large (or a ledger sum reaching it) stands for infinite RDP
+    /// at that order; `curveOf` reports such orders as type(uint64).max.
+    uint256 public constant SATURATED = (1 << 42) - 2;
+    /// @dev Six lanes of value 1 (sum 0): an opened, empty ledger slot.
+    uint256 private constant EMPTY_LEDGER_WORD = 1 | (1 << 42) | (1 << 84) | (1 << 126) | (1 << 168) | (1 << 210);
 
     uint256 private _nextJobId = 1;
     mapping(uint256 jobId => Job) private _jobs;
@@ -148,9 +162,12 @@ contract ComputeJobs {
 
     // ------------------------------------------------------------------ events
 
-    /// @notice The privacy ledger of `datasetId` was opened (empty) when the dataset was published.
-    event LedgerOpened(uint256 indexed datasetId);
-    /// @notice `consumer` spent a credit of `datasetId` on job `jobId`; its curve was added to the ledger.
+    /// @notice The privacy ledger of `datasetId` was opened when the dataset was published,
+    /// charged with its row count's release: a Gaussian mechanism of noise `countNoise`
+    /// (millionths), ε `epsilon` (millionths) at the policy's δ.
+    event LedgerOpened(uint256 indexed datasetId, uint32 countNoise, uint256 epsilon);
+    /// @notice `consumer` spent a credit of `datasetId` on job `jobId`; its curve (hashed as
+    /// `curveHash`: keccak256(abi.encode(rdpCurve)), a function of `dp`) was added to the ledger.
     event JobRequested(
         uint256 indexed jobId,
         uint256 indexed datasetId,
@@ -158,7 +175,7 @@ contract ComputeJobs {
         bytes32 specHash,
         bytes spec,
         DpParams dp,
-        uint64[16] rdpCurve,
+        bytes32 curveHash,
         bytes32 modelFamily,
         uint64 deadline,
         bytes encryptionKey
@@ -169,8 +186,9 @@ contract ComputeJobs {
     event JobCompleted(
         uint256 indexed jobId, bytes32 weightsDigest, bytes32 weightsHash, bytes32 provenanceHash, bytes32 provenanceDigest
     );
-    /// @notice The runner failed job `jobId`; its credit was refunded and its curve left the ledger.
-    event JobFailed(uint256 indexed jobId, string reason);
+    /// @notice The runner failed job `jobId`; its credit was refunded. Its curve left the ledger
+    /// unless `chargeKept`: the runner had read private rows, so the failure itself is a release.
+    event JobFailed(uint256 indexed jobId, string reason, bool chargeKept);
     /// @notice `consumer` took job `jobId` back after its deadline; its credit was refunded and
     /// its curve left the ledger.
     event JobRefunded(uint256 indexed jobId, address indexed consumer);
@@ -210,8 +228,8 @@ contract ComputeJobs {
     error JobEpsilonAboveCap(uint256 epsilon, uint32 perJobCap);
     /// @notice With this job the dataset's composed ε would be `epsilon` (millionths), above its budget.
     error BudgetExceeded(uint256 datasetId, uint256 epsilon, uint32 budget);
-    /// @notice Adding the curve would overflow the ledger at order index `order`.
-    error LedgerOverflow(uint256 datasetId, uint256 order);
+    /// @notice A dataset's row count must be released with positive noise.
+    error ZeroCountNoise();
     /// @notice The deadline must lie in the future.
     error DeadlineInPast(uint64 deadline, uint256 nowTimestamp);
     /// @notice The encryption key is not a SEC1 secp256k1 public key (33 bytes 0x02/0x03, 65 bytes 0x04).
@@ -248,19 +266,37 @@ contract ComputeJobs {
     // ------------------------------------------------------------------ hub hook
 
     /**
-     * @notice Opens the (empty) privacy ledger of a newly published dataset. Only the hub,
-     * from `publish`.
+     * @notice Opens the privacy ledger of a newly published dataset, charged with the release
+     * of its row count: the published count is the true one plus Gaussian (discrete Gaussian)
+     * noise of standard deviation `countNoise`, a mechanism of sensitivity 1 under add/remove
+     * of one row, whose RDP is α/(2σ²) (see {countReleaseCurve}). Only the hub, from `publish`.
      * @param datasetId The dataset just registered.
+     * @param countNoise σ of the count's noise, in millionths; positive.
+     * @param delta The policy's δ (1e-18 units).
+     * @param budget The policy's budget ε (millionths): the publication alone must fit it.
      */
-    function openLedger(uint256 datasetId) external {
+    function openLedger(uint256 datasetId, uint32 countNoise, uint64 delta, uint32 budget) external {
         if (msg.sender != hub) revert NotHub(msg.sender);
         uint256[4] storage ledger = _ledger[datasetId];
         if (ledger[0] != 0) revert LedgerAlreadyOpen(datasetId);
-        ledger[0] = EMPTY_LEDGER_WORD;
-        ledger[1] = EMPTY_LEDGER_WORD;
-        ledger[2] = EMPTY_LEDGER_WORD;
-        ledger[3] = EMPTY_LEDGER_WORD;
-        emit LedgerOpened(datasetId);
+        (uint256[4] memory words, uint256 epsilonWad) = _countReleaseLedger(countNoise, delta);
+        uint256 spent = _toMicro(epsilonWad);
+        if (spent > budget) revert BudgetExceeded(datasetId, spent, budget);
+        _ledger[datasetId] = words;
+        emit LedgerOpened(datasetId, countNoise, spent);
+    }
+
+    /**
+     * @notice The RDP curve of releasing a count with Gaussian noise of standard deviation
+     * `countNoise` (millionths): α/(2σ²) at each order, in nano-units rounded up; orders whose
+     * value reaches SATURATED are type(uint64).max (infinite).
+     */
+    function countReleaseCurve(uint32 countNoise) external pure returns (uint64[RDP_ORDERS] memory curve) {
+        (uint256[4] memory words,) = _countReleaseLedger(countNoise, uint64(DELTA_ONE - 1)); // any δ: ε unused
+        for (uint256 i; i < RDP_ORDERS; ++i) {
+            uint256 lane = _lane(words, i);
+            curve[i] = lane == LANE_MASK ? type(uint64).max : uint64(lane - 1);
+        }
     }
 
     // ------------------------------------------------------------------ jobs
@@ -285,10 +321,11 @@ contract ComputeJobs {
         // forge-lint: disable-next-line(unsafe-typecast)
         job.datasetId = uint64(datasetId);
         job.policyVersion = version;
-        job.curveHash = _curveHash(r.rdpCurve);
+        bytes32 curveHash = _curveHash(r.rdpCurve);
+        job.curveHash = curveHash;
         job.status = JobStatus.Requested;
         job.deadline = r.deadline;
-        _emitRequested(jobId, r);
+        _emitRequested(jobId, r, curveHash);
         ICoveHub(hub).spendCredit(datasetId, msg.sender);
     }
 
@@ -352,14 +389,16 @@ contract ComputeJobs {
     }
 
     /**
-     * @notice Fails job `jobId`, declaring that it released nothing: the consumer's credit is
-     * re-minted and the job's curve leaves the ledger. Only the runner that accepted it, or the
-     * dataset's runner while it is still Requested.
+     * @notice Fails job `jobId`: the consumer's credit is re-minted. Its curve leaves the ledger
+     * only if no private row was read: once the runner read private rows, whether and how the
+     * job failed may depend on them, so the failure is itself a release and stays charged.
+     * Only the runner that accepted it, or the dataset's runner while it is still Requested.
      * @param jobId The job.
      * @param reason Why (public; must not quote private data).
-     * @param curve The job's RDP curve, as in its JobRequested event.
+     * @param curve The job's RDP curve (its hash is in JobRequested; it follows from the DP parameters).
+     * @param rowsRead Whether the runner had read private rows (then the charge stays).
      */
-    function fail(uint256 jobId, string calldata reason, uint64[16] calldata curve) external {
+    function fail(uint256 jobId, string calldata reason, uint64[24] calldata curve, bool rowsRead) external {
         Job storage job = _jobs[jobId];
         JobStatus status = job.status;
         address runner;
@@ -368,8 +407,8 @@ contract ComputeJobs {
         else _revertNotOpen(jobId, status);
         if (msg.sender != runner) revert NotJobRunner(jobId, msg.sender, runner);
 
-        uint256 datasetId = _close(jobId, job, JobStatus.Failed, curve, true);
-        emit JobFailed(jobId, reason);
+        uint256 datasetId = _close(jobId, job, JobStatus.Failed, curve, !rowsRead);
+        emit JobFailed(jobId, reason, rowsRead);
         ICoveHub(hub).refundCredit(datasetId, job.consumer);
     }
 
@@ -379,9 +418,9 @@ contract ComputeJobs {
      * or Accepted. A Requested job's curve leaves the ledger; an Accepted job's stays charged,
      * because only its runner (through {fail}) can say that it released nothing.
      * @param jobId The job.
-     * @param curve The job's RDP curve, as in its JobRequested event.
+     * @param curve The job's RDP curve (its hash is in JobRequested; it follows from the DP parameters).
      */
-    function refund(uint256 jobId, uint64[16] calldata curve) external {
+    function refund(uint256 jobId, uint64[24] calldata curve) external {
         Job storage job = _jobs[jobId];
         JobStatus status = job.status;
         if (status != JobStatus.Requested && status != JobStatus.Accepted) _revertNotOpen(jobId, status);
@@ -408,24 +447,23 @@ contract ComputeJobs {
         return _nextJobId - 1;
     }
 
-    /// @notice The ledger's Rényi orders α, in wad (1.5e18, 2e18, ..., 64e18).
+    /// @notice The ledger's Rényi orders α, in wad (1.5e18, 2e18, ..., 1024e18).
     function rdpOrders() external pure returns (uint256[RDP_ORDERS] memory alphas) {
-        alphas = [
-            uint256(1.5e18), 2e18, 2.5e18, 3e18, 4e18, 5e18, 6e18, 8e18,
-            10e18, 12e18, 16e18, 20e18, 24e18, 32e18, 48e18, 64e18
-        ];
+        uint256[RDP_ORDERS] memory doubled = _doubledOrders();
+        for (uint256 i; i < RDP_ORDERS; ++i) alphas[i] = doubled[i] * (WAD / 2);
     }
 
     /**
-     * @notice The composed RDP curve of `datasetId`: the sum of the curves of its live
-     * (requested, accepted or completed) jobs, in nano-units.
+     * @notice The composed RDP curve of `datasetId`: its publication's charge plus the curves
+     * of its charged jobs, in nano-units; a saturated order is type(uint64).max (infinite).
      */
     function curveOf(uint256 datasetId) public view returns (uint64[RDP_ORDERS] memory curve) {
         uint256[4] memory words = _ledger[datasetId];
         if (words[0] == 0) revert UnknownDataset(datasetId);
         for (uint256 i; i < RDP_ORDERS; ++i) {
-            // Every lane holds its sum plus one, so it fits 64 bits after the subtraction.
-            curve[i] = uint64(_lane(words, i) - 1);
+            uint256 lane = _lane(words, i);
+            // Every lane holds its sum plus one.
+            curve[i] = lane == LANE_MASK ? type(uint64).max : uint64(lane - 1);
         }
     }
 
@@ -441,8 +479,10 @@ contract ComputeJobs {
     /**
      * @notice The ε (in millionths, rounded up) of one RDP curve at `delta`, by the Opacus
      * conversion (see the contract's description).
-     * An all-zero curve (no job) is ε 0; any other curve gets the conversion, floored at 0.
-     * @param curve RDP at the 16 orders, in nano-units.
+     * An all-zero curve (no job) is ε 0; any other curve gets the conversion, floored at 0;
+     * entries of SATURATED or more are infinite, and a curve with no finite entry has
+     * ε type(uint256).max.
+     * @param curve RDP at the 24 orders, in nano-units.
      * @param delta δ in 1e-18 units, 0 < δ < 1e18.
      */
     function epsilonOf(uint64[RDP_ORDERS] memory curve, uint64 delta) public pure returns (uint256 epsilonMicro) {
@@ -473,7 +513,7 @@ contract ComputeJobs {
     }
 
     /// @dev Emits JobRequested for `r` (a function of its own to keep the stack shallow).
-    function _emitRequested(uint256 jobId, JobRequest calldata r) private {
+    function _emitRequested(uint256 jobId, JobRequest calldata r, bytes32 curveHash) private {
         emit JobRequested(
             jobId,
             r.datasetId,
@@ -481,7 +521,7 @@ contract ComputeJobs {
             r.specHash,
             r.spec,
             r.dp,
-            r.rdpCurve,
+            curveHash,
             r.modelFamily,
             r.deadline,
             r.encryptionKey
@@ -532,41 +572,43 @@ contract ComputeJobs {
         uint256 jobEpsilon = type(uint256).max;
         uint256 composedEpsilon_ = type(uint256).max;
         uint256 zeroAt = RDP_ORDERS; // RDP_ORDERS: none
-        uint256 overflowAt = RDP_ORDERS;
-        // Per order i: add the job's entry to its (biased) lane, and take the order's ε for the
-        // job alone and for the new sum; keep the minimum of each. In assembly because the
-        // checked Solidity loop costs about 25k gas more. No value can overflow: entries and
-        // lanes are below 2^64 (checked here), so entry · 1e9 < 2^95, and |bias_i| < 2^127.
+        // Per order i: add the job's entry to its (biased) lane, saturating, and take the
+        // order's ε for the job alone and for the new sum where they are finite; keep the
+        // minimum of each. In assembly because the checked Solidity loop costs about 25k gas
+        // more. No value can overflow: entries are below 2^64 (checked here) and lanes below
+        // 2^42, so entry · 1e9 < 2^94, and |bias_i| < 2^127.
         assembly ("memory-safe") {
             for { let i := 0 } lt(i, RDP_ORDERS) { i := add(i, 1) } {
                 let rdp := calldataload(add(curve, shl(5, i)))
                 // Not a uint64: malformed calldata, refused as the ABI decoder refuses it.
-                if gt(rdp, LANE_MASK) { revert(0, 0) }
+                if gt(rdp, UINT64_MASK) { revert(0, 0) }
                 if iszero(rdp) {
                     zeroAt := i
                     break
                 }
-                let word := add(words, shl(5, shr(2, i)))
-                let shift := shl(6, and(i, 3))
-                let lane := add(and(shr(shift, mload(word)), LANE_MASK), rdp)
-                if gt(lane, LANE_MASK) {
-                    overflowAt := i
-                    break
+                let word := add(words, shl(5, div(i, LANES_PER_WORD)))
+                let shift := mul(LANE_BITS, mod(i, LANES_PER_WORD))
+                let lane := and(shr(shift, mload(word)), LANE_MASK)
+                if lt(lane, LANE_MASK) {
+                    lane := add(lane, rdp)
+                    if or(iszero(lt(rdp, SATURATED)), iszero(lt(lane, LANE_MASK))) { lane := LANE_MASK }
+                    mstore(word, or(and(mload(word), not(shl(shift, LANE_MASK))), shl(shift, lane)))
                 }
-                // No carry leaves the lane: its new value fits 64 bits.
-                mstore(word, add(mload(word), shl(shift, rdp)))
                 let orderBias := mload(add(bias, shl(5, i)))
-                let epsilon := add(mul(rdp, NANO_TO_WAD), orderBias)
-                if slt(epsilon, 0) { epsilon := 0 }
-                if lt(epsilon, jobEpsilon) { jobEpsilon := epsilon }
-                // The lane holds the sum plus one.
-                epsilon := add(mul(sub(lane, 1), NANO_TO_WAD), orderBias)
-                if slt(epsilon, 0) { epsilon := 0 }
-                if lt(epsilon, composedEpsilon_) { composedEpsilon_ := epsilon }
+                if lt(rdp, SATURATED) {
+                    let epsilon := add(mul(rdp, NANO_TO_WAD), orderBias)
+                    if slt(epsilon, 0) { epsilon := 0 }
+                    if lt(epsilon, jobEpsilon) { jobEpsilon := epsilon }
+                }
+                if lt(lane, LANE_MASK) {
+                    // The lane holds the sum plus one.
+                    let epsilon := add(mul(sub(lane, 1), NANO_TO_WAD), orderBias)
+                    if slt(epsilon, 0) { epsilon := 0 }
+                    if lt(epsilon, composedEpsilon_) { composedEpsilon_ := epsilon }
+                }
             }
         }
         if (zeroAt < RDP_ORDERS) revert ZeroRdpEntry(zeroAt);
-        if (overflowAt < RDP_ORDERS) revert LedgerOverflow(datasetId, overflowAt);
         uint256 jobMicro = _toMicro(jobEpsilon);
         if (jobMicro > policy.perJobCap) revert JobEpsilonAboveCap(jobMicro, policy.perJobCap);
         uint256 composedMicro = _toMicro(composedEpsilon_);
@@ -588,29 +630,30 @@ contract ComputeJobs {
         job.status = status;
         datasetId = job.datasetId;
         if (!release) return datasetId;
-        uint256[4] storage stored = _ledger[datasetId];
-        uint256[4] memory words = stored;
+        uint256[4] memory words = _ledger[datasetId];
         for (uint256 i; i < RDP_ORDERS; ++i) {
+            uint256 lane = _lane(words, i);
+            // A saturated order stays saturated: its true sum is no longer known. (An entry of
+            // SATURATED or more saturated its lane at request.)
+            if (lane == LANE_MASK) continue;
             // The curve was added at request, so the lane holds at least its entry plus one;
             // the checked subtraction would stop a broken ledger rather than borrow across lanes.
-            uint256 remaining = _lane(words, i) - curve[i];
-            uint256 shift = (i & 3) << 6;
-            words[i >> 2] = (words[i >> 2] & ~(LANE_MASK << shift)) | (remaining << shift);
+            _setLane(words, i, lane - curve[i]);
         }
         _ledger[datasetId] = words;
     }
 
     /**
      * @dev keccak256(abi.encode(curve)) without the decoder's per-entry copy: the hash of the
-     * 16 calldata words as they are. A word that is not a clean uint64 hashes differently
+     * 24 calldata words as they are. A word that is not a clean uint64 hashes differently
      * from every valid curve, so it can only fail the comparison with a stored hash (and
      * {request} refuses such words before it stores one).
      */
     function _curveHash(uint64[RDP_ORDERS] calldata curve) private pure returns (bytes32 hash) {
         assembly ("memory-safe") {
             let ptr := mload(0x40)
-            calldatacopy(ptr, curve, 0x200)
-            hash := keccak256(ptr, 0x200)
+            calldatacopy(ptr, curve, 0x300)
+            hash := keccak256(ptr, 0x300)
         }
     }
 
@@ -624,11 +667,11 @@ contract ComputeJobs {
 
     /**
      * @dev Per-order constants in wad, for α_i = a/2 with a = 3, 4, 5, 6, 8, 10, 12, 16, 20,
-     * 24, 32, 40, 48, 64, 96, 128:
+     * 24, 32, 40, 48, 64, 96, 128, 160, 192, 256, 320, 384, 512, 1024, 2048 ({_doubledOrders}):
      *   offset_i  = ln α_i/(α_i − 1) − ln((α_i − 1)/α_i), rounded down;
      *   inverse_i = 1/(α_i − 1), rounded up;
      * so that ε_i = RDP_i + ln(1/δ)·inverse_i − offset_i. Computed with 60-digit decimals by
-     *   python3 -c "from decimal import Decimal as D,getcontext as g;g().prec=60;A=[3,4,5,6,8,10,12,16,20,24,32,40,48,64,96,128];print([int(((D(a)/2).ln()/(D(a)/2-1)-((D(a)/2-1)/(D(a)/2)).ln())*10**18) for a in A]);print([-(-2*10**18//(a-2)) for a in A])"
+     *   python3 -c "from decimal import Decimal as D,getcontext as g;g().prec=60;A=[3,4,5,6,8,10,12,16,20,24,32,40,48,64,96,128,160,192,256,320,384,512,1024,2048];print([int(((D(a)/2).ln()/(D(a)/2-1)-((D(a)/2-1)/(D(a)/2)).ln())*10**18) for a in A]);print([-(-2*10**18//(a-2)) for a in A])"
      */
     function _orderConstants()
         private
@@ -639,13 +682,59 @@ contract ComputeJobs {
             uint256(1909542504884438455), 1386294361119890618, 1121686111682094059, 954771252442219227,
             749780192825077800, 625503029422734849, 540673450639565626, 430594470007356327,
             361203303768275821, 312911981515811612, 249377769286889920, 208963414048286901,
-            180735867912184868, 143546630662958576, 103419388153319383, 81762374164324436
+            180735867912184868, 143546630662958576, 103419388153319383, 81762374164324436,
+            68047473785010518, 58517070303798943, 46048140169054374, 38188945184877326,
+            32748097761401840, 25659693221056181, 14163106509070489, 7752671911364690
         ];
         inverse = [
             uint256(2000000000000000000), 1000000000000000000, 666666666666666667, 500000000000000000,
             333333333333333334, 250000000000000000, 200000000000000000, 142857142857142858,
             111111111111111112, 90909090909090910, 66666666666666667, 52631578947368422,
-            43478260869565218, 32258064516129033, 21276595744680852, 15873015873015874
+            43478260869565218, 32258064516129033, 21276595744680852, 15873015873015874,
+            12658227848101266, 10526315789473685, 7874015748031497, 6289308176100629,
+            5235602094240838, 3921568627450981, 1956947162426615, 977517106549365
+        ];
+    }
+
+    /**
+     * @dev The packed ledger of a count released with noise σ = `countNoise` / 1e6, and its ε
+     * (wad) at `delta`. Order i's entry is a_i / (4σ²) × 1e9 = a_i × 1e21 / (4 countNoise²),
+     * rounded up; lanes hold entry + 1, or LANE_MASK from SATURATED on. In assembly, one loop
+     * for the entries, the lanes and ε: the checked version costs about 30k gas more. Nothing
+     * overflows: a_i × 1e21 < 2^82, entries below SATURATED times 1e9 are below 2^72, and
+     * |bias_i| < 2^127.
+     */
+    function _countReleaseLedger(uint32 countNoise, uint64 delta)
+        private
+        pure
+        returns (uint256[4] memory words, uint256 epsilonWad)
+    {
+        if (countNoise == 0) revert ZeroCountNoise();
+        uint256 denominator = 4 * uint256(countNoise) * uint256(countNoise);
+        int256[RDP_ORDERS] memory bias = _orderBiases(delta);
+        uint256[RDP_ORDERS] memory doubled = _doubledOrders();
+        epsilonWad = type(uint256).max;
+        assembly ("memory-safe") {
+            for { let i := 0 } lt(i, RDP_ORDERS) { i := add(i, 1) } {
+                let at := shl(5, i)
+                let entry := div(sub(add(mul(mload(add(doubled, at)), 1000000000000000000000), denominator), 1), denominator)
+                let lane := LANE_MASK
+                if lt(entry, SATURATED) {
+                    lane := add(entry, 1)
+                    let epsilon := add(mul(entry, NANO_TO_WAD), mload(add(bias, at)))
+                    if slt(epsilon, 0) { epsilon := 0 }
+                    if lt(epsilon, epsilonWad) { epsilonWad := epsilon }
+                }
+                let word := add(words, shl(5, div(i, LANES_PER_WORD)))
+                mstore(word, or(mload(word), shl(mul(LANE_BITS, mod(i, LANES_PER_WORD)), lane)))
+            }
+        }
+    }
+
+    /// @dev The orders doubled (a_i = 2α_i), so that they are integers.
+    function _doubledOrders() private pure returns (uint256[RDP_ORDERS] memory doubled) {
+        doubled = [
+            uint256(3), 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 160, 192, 256, 320, 384, 512, 1024, 2048
         ];
     }
 
@@ -671,7 +760,8 @@ contract ComputeJobs {
     }
 
     /**
-     * @dev min over the orders of max(0, curve_i · 1e9 + bias_i): the curve's ε in wad.
+     * @dev min over the finite orders of max(0, curve_i · 1e9 + bias_i): the curve's ε in wad
+     * (type(uint256).max when no order is finite).
      * @param curve RDP in nano-units (at most 2^64 − 1 each, so curve_i · 1e9 < 2^95).
      * @param bias From {_orderBiases} (|bias_i| < 2^127).
      */
@@ -686,15 +776,19 @@ contract ComputeJobs {
         assembly ("memory-safe") {
             for { let i := 0 } lt(i, RDP_ORDERS) { i := add(i, 1) } {
                 let at := shl(5, i)
-                let epsilon := add(mul(mload(add(curve, at)), NANO_TO_WAD), mload(add(bias, at)))
-                if slt(epsilon, 0) { epsilon := 0 }
-                if lt(epsilon, best) { best := epsilon }
+                let rdp := mload(add(curve, at))
+                if lt(rdp, SATURATED) {
+                    let epsilon := add(mul(rdp, NANO_TO_WAD), mload(add(bias, at)))
+                    if slt(epsilon, 0) { epsilon := 0 }
+                    if lt(epsilon, best) { best := epsilon }
+                }
             }
         }
     }
 
-    /// @dev Wad to millionths, rounded up.
+    /// @dev Wad to millionths, rounded up; infinite (type(uint256).max) stays infinite.
     function _toMicro(uint256 wad) private pure returns (uint256) {
+        if (wad == type(uint256).max) return wad;
         return (wad + WAD_PER_MICRO - 1) / WAD_PER_MICRO;
     }
 
@@ -706,7 +800,14 @@ contract ComputeJobs {
 
     /// @dev Lane `i` (biased by one) of a packed ledger.
     function _lane(uint256[4] memory words, uint256 i) private pure returns (uint256) {
-        return (words[i >> 2] >> ((i & 3) << 6)) & LANE_MASK;
+        return (words[i / LANES_PER_WORD] >> ((i % LANES_PER_WORD) * LANE_BITS)) & LANE_MASK;
+    }
+
+    /// @dev Sets lane `i` of a packed ledger to `value` (below 2^42).
+    function _setLane(uint256[4] memory words, uint256 i, uint256 value) private pure {
+        uint256 shift = (i % LANES_PER_WORD) * LANE_BITS;
+        uint256 at = i / LANES_PER_WORD;
+        words[at] = (words[at] & ~(LANE_MASK << shift)) | (value << shift);
     }
 
     /// @dev OpenZeppelin's double-hashed standard Merkle leaf of one 32-byte value.

@@ -53,8 +53,9 @@ contract Cove is DatasetRegistry, AccessPolicies, Market, RunnerEndpoints, ICove
 
     /**
      * @notice Publishes a dataset in one transaction: mints its NFT to the caller, clones
-     * its datatoken, sets its first policy and opens its (empty) privacy ledger in {ComputeJobs}.
-     * @param params Metadata digest, private-data commitment, rows, runner and controller.
+     * its datatoken, sets its first policy and opens its privacy ledger in {ComputeJobs},
+     * charged with the release of its noisy row count.
+     * @param params Metadata digest, hiding commitment, noisy rows and their noise, runner and controller.
      * @param policy The access policy (see {Policy}); validated as in {setPolicy}.
      * @param listsDigest Digest of the allowlist / model-family lists document (0 if none).
      * @return datasetId The new dataset's id (also its NFT id).
@@ -66,7 +67,7 @@ contract Cove is DatasetRegistry, AccessPolicies, Market, RunnerEndpoints, ICove
     {
         (datasetId, datatoken) = _registerDataset(msg.sender, params);
         _setPolicy(datasetId, policy, listsDigest);
-        ComputeJobs(computeJobs).openLedger(datasetId);
+        ComputeJobs(computeJobs).openLedger(datasetId, params.countNoise, policy.delta, policy.budget);
     }
 
     /**
@@ -113,6 +114,10 @@ contract Cove is DatasetRegistry, AccessPolicies, Market, RunnerEndpoints, ICove
 
     function _policyVersion(uint256 datasetId) internal view override returns (uint32) {
         return _requireDataset(datasetId).policyVersion;
+    }
+
+    function _publicRows(uint256 datasetId) internal view override returns (uint64) {
+        return _requireDataset(datasetId).rows;
     }
 
     function _bumpPolicyVersion(uint256 datasetId) internal override returns (uint32 version) {

@@ -26,12 +26,19 @@ contract ComputeJobsTest is JobsTest {
         assertEq(cove.computeJobs(), address(jobs), "cove.computeJobs");
         assertEq(jobs.CREDIT(), cove.CREDIT(), "same credit unit");
         assertEq(jobs.jobCount(), 0, "no jobs");
-        _assertCurveEq(jobs.curveOf(id), _zeroCurve(), "empty ledger");
-        assertEq(jobs.composedEpsilon(id), 0, "nothing spent");
+        // A fresh ledger holds the publication's charge (its noisy row count), nothing else.
+        _assertCurveEq(jobs.curveOf(id), _publication(), "ledger = the publication's charge");
+        assertEq(jobs.composedEpsilon(id), PUBLICATION_EPSILON, "the publication's epsilon");
+        assertEq(RDP_ORDERS, 24, "24 orders");
+        assertEq(jobs.SATURATED(), SATURATED, "SATURATED = 2^42 - 2");
         uint256[RDP_ORDERS] memory alphas = jobs.rdpOrders();
+        uint256[RDP_ORDERS] memory twiceAlpha = _doubledOrders();
+        for (uint256 i; i < RDP_ORDERS; ++i) assertEq(alphas[i], twiceAlpha[i] * 0.5e18, "order");
         assertEq(alphas[0], 1.5e18, "first order");
         assertEq(alphas[2], 2.5e18, "third order");
-        assertEq(alphas[15], 64e18, "last order");
+        assertEq(alphas[15], 64e18, "sixteenth order");
+        assertEq(alphas[16], 80e18, "seventeenth order");
+        assertEq(alphas[23], 1024e18, "last order");
     }
 
     function test_Sizes_WithinEip170AndEip3860() public view {
@@ -59,23 +66,47 @@ contract ComputeJobsTest is JobsTest {
     function test_RevertWhen_OpenLedgerNotHub() public {
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.NotHub.selector, owner));
         vm.prank(owner);
-        jobs.openLedger(2);
+        jobs.openLedger(2, COUNT_NOISE, DELTA, JOB_BUDGET);
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.NotHub.selector, address(this)));
-        jobs.openLedger(2);
+        jobs.openLedger(2, COUNT_NOISE, DELTA, JOB_BUDGET);
+        vm.expectRevert(abi.encodeWithSelector(ComputeJobs.UnknownDataset.selector, 2));
+        jobs.curveOf(2);
     }
 
     function test_RevertWhen_LedgerOpenedTwice() public {
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.LedgerAlreadyOpen.selector, id));
         vm.prank(address(cove));
-        jobs.openLedger(id);
+        jobs.openLedger(id, COUNT_NOISE, DELTA, JOB_BUDGET);
+        _assertCurveEq(jobs.curveOf(id), _publication(), "charged once");
     }
 
-    function test_OpenLedger_ByHub_Emits() public {
+    function test_OpenLedger_ByHub_ChargesAndEmits() public {
         vm.expectEmit(true, true, true, true, address(jobs));
-        emit ComputeJobs.LedgerOpened(7);
+        emit ComputeJobs.LedgerOpened(7, COUNT_NOISE, PUBLICATION_EPSILON);
         vm.prank(address(cove));
-        jobs.openLedger(7);
-        _assertCurveEq(jobs.curveOf(7), _zeroCurve(), "empty");
+        jobs.openLedger(7, COUNT_NOISE, DELTA, JOB_BUDGET);
+        _assertCurveEq(jobs.curveOf(7), _publication(), "the publication's charge");
+    }
+
+    function test_RevertWhen_OpenLedger_ZeroCountNoise() public {
+        vm.expectRevert(ComputeJobs.ZeroCountNoise.selector);
+        vm.prank(address(cove));
+        jobs.openLedger(7, 0, DELTA, JOB_BUDGET);
+        vm.expectRevert(abi.encodeWithSelector(ComputeJobs.UnknownDataset.selector, 7));
+        jobs.curveOf(7);
+    }
+
+    function test_RevertWhen_OpenLedger_PublicationAboveBudget() public {
+        uint32 below = PUBLICATION_EPSILON - 1;
+        vm.expectRevert(abi.encodeWithSelector(ComputeJobs.BudgetExceeded.selector, 7, PUBLICATION_EPSILON, below));
+        vm.prank(address(cove));
+        jobs.openLedger(7, COUNT_NOISE, DELTA, below);
+        vm.expectRevert(abi.encodeWithSelector(ComputeJobs.UnknownDataset.selector, 7));
+        jobs.curveOf(7);
+        // Exactly at the budget is taken.
+        vm.prank(address(cove));
+        jobs.openLedger(7, COUNT_NOISE, DELTA, PUBLICATION_EPSILON);
+        _assertCurveEq(jobs.curveOf(7), _publication(), "opened at the budget");
     }
 
     function test_RevertWhen_SpendOrRefundCreditNotComputeJobs() public {
@@ -119,7 +150,7 @@ contract ComputeJobsTest is JobsTest {
         JobRequest memory r = _request(_curveA());
         vm.expectEmit(true, true, true, true, address(jobs));
         emit ComputeJobs.JobRequested(
-            1, id, buyer, r.specHash, r.spec, r.dp, r.rdpCurve, r.modelFamily, r.deadline, r.encryptionKey
+            1, id, buyer, r.specHash, r.spec, r.dp, keccak256(abi.encode(r.rdpCurve)), r.modelFamily, r.deadline, r.encryptionKey
         );
         vm.expectEmit(true, true, true, true, address(credits));
         emit IERC20.Transfer(buyer, address(0), 1e18);
@@ -139,8 +170,13 @@ contract ComputeJobsTest is JobsTest {
 
         assertEq(credits.balanceOf(buyer), (START_CREDITS - 1) * 1e18, "one credit spent");
         assertEq(credits.totalSupply(), (START_CREDITS - 1) * 1e18, "burned, not transferred");
-        _assertCurveEq(jobs.curveOf(id), _curveA(), "ledger holds the curve");
-        assertEq(jobs.composedEpsilon(id), jobs.epsilonOf(_curveA(), DELTA), "composed = the job's own");
+        _assertCurveEq(jobs.curveOf(id), _charged(_curveA()), "ledger = publication + the curve");
+        // A saturates the orders from α = 48 up: they stay infinite on the ledger.
+        for (uint256 i; i < RDP_ORDERS; ++i) {
+            assertEq(jobs.curveOf(id)[i] == type(uint64).max, i >= 14, "saturated exactly where A is");
+        }
+        assertEq(jobs.composedEpsilon(id), jobs.epsilonOf(_charged(_curveA()), DELTA), "composed = publication + job");
+        assertEq(jobs.composedEpsilon(id), 1_168_155, "Python: 1168154.13 micro-epsilon");
     }
 
     function test_Request_EmitsJobRequestedThenBurn() public {
@@ -160,9 +196,10 @@ contract ComputeJobsTest is JobsTest {
         uint256 first = _requestAs(_curveA());
         uint256 second = _requestAs(_curveB());
         assertEq(second, first + 1, "sequential ids");
-        _assertCurveEq(jobs.curveOf(id), _add(_curveA(), _curveB()), "ledger = A + B");
+        _assertCurveEq(jobs.curveOf(id), _charged(_curveA(), _curveB()), "ledger = publication + A + B");
         uint256 composed = jobs.composedEpsilon(id);
-        uint256 summed = jobs.epsilonOf(_curveA(), DELTA) + jobs.epsilonOf(_curveB(), DELTA);
+        assertEq(composed, jobs.epsilonOf(_charged(_curveA(), _curveB()), DELTA), "composed");
+        uint256 summed = PUBLICATION_EPSILON + jobs.epsilonOf(_curveA(), DELTA) + jobs.epsilonOf(_curveB(), DELTA);
         assertLt(composed, summed, "RDP composition beats summing epsilons");
         assertGt(composed, jobs.epsilonOf(_curveA(), DELTA), "but costs more than one job");
         assertEq(credits.balanceOf(buyer), (START_CREDITS - 2) * 1e18, "two credits");
@@ -200,16 +237,41 @@ contract ComputeJobsTest is JobsTest {
     }
 
     function test_Request_ExactlyAtBudgetAndCap() public {
-        // A policy whose cap and budget are exactly the job's ε.
+        // A policy whose cap is exactly the job's ε and whose budget is exactly the composed
+        // ε of the publication and the job.
         uint256 epsilon = jobs.epsilonOf(_curveA(), DELTA);
+        uint256 composed = jobs.epsilonOf(_charged(_curveA()), DELTA);
+        assertGt(composed, epsilon, "the publication costs something");
         Policy memory tight = _jobPolicy();
-        // casting to 'uint32' is safe because epsilon is about 1.17e6
+        // casting to 'uint32' is safe because both are about 1.17e6
         // forge-lint: disable-next-item(unsafe-typecast)
-        (tight.budget, tight.perJobCap) = (uint32(epsilon), uint32(epsilon));
+        (tight.budget, tight.perJobCap) = (uint32(composed), uint32(epsilon));
         vm.prank(owner);
         cove.setPolicy(id, tight, bytes32(0));
         _requestAs(_curveA());
-        assertEq(jobs.composedEpsilon(id), epsilon, "at the budget");
+        assertEq(jobs.composedEpsilon(id), composed, "at the budget");
+    }
+
+    function test_RevertWhen_Request_OneAboveBudgetOrCap() public {
+        uint256 epsilon = jobs.epsilonOf(_curveA(), DELTA);
+        uint256 composed = jobs.epsilonOf(_charged(_curveA()), DELTA);
+        Policy memory tight = _jobPolicy();
+        // casting to 'uint32' is safe because both are about 1.17e6
+        // forge-lint: disable-next-item(unsafe-typecast)
+        (tight.budget, tight.perJobCap) = (uint32(composed - 1), uint32(epsilon));
+        vm.prank(owner);
+        cove.setPolicy(id, tight, bytes32(0));
+        _expectRequestRevert(
+            _request(_curveA()), abi.encodeWithSelector(ComputeJobs.BudgetExceeded.selector, id, composed, composed - 1)
+        );
+        // forge-lint: disable-next-item(unsafe-typecast)
+        (tight.budget, tight.perJobCap) = (uint32(composed), uint32(epsilon - 1));
+        vm.prank(owner);
+        cove.setPolicy(id, tight, bytes32(0));
+        _expectRequestRevert(
+            _request(_curveA()), abi.encodeWithSelector(ComputeJobs.JobEpsilonAboveCap.selector, epsilon, epsilon - 1)
+        );
+        _assertCurveEq(jobs.curveOf(id), _publication(), "nothing charged");
     }
 
     function test_Request_WithAllowlistAndModelFamilies() public {
@@ -336,36 +398,17 @@ contract ComputeJobsTest is JobsTest {
     function test_RevertWhen_Request_BudgetExceeded() public {
         _requestAs(_curveA());
         _requestAs(_curveB());
-        uint64[RDP_ORDERS] memory wouldBe = _add(_add(_curveA(), _curveB()), _curveA());
+        uint64[RDP_ORDERS] memory wouldBe = _charged(_curveA(), _curveB(), _curveA());
         uint256 epsilon = jobs.epsilonOf(wouldBe, DELTA);
-        // Python (opacus get_privacy_spent on the same integer curves) gives ε 2.026846106.
-        assertEq(epsilon, 2_026_847, "A + B + A");
+        // Python (exchange.ml.accounting.epsilon on the same integer curves, composed with
+        // the publication's) gives ε 2.027446106 (at α = 12).
+        assertEq(epsilon, 2_027_447, "publication + A + B + A");
         _expectRequestRevert(
             _request(_curveA()), abi.encodeWithSelector(ComputeJobs.BudgetExceeded.selector, id, epsilon, JOB_BUDGET)
         );
         // The ledger and the credits are as before.
-        _assertCurveEq(jobs.curveOf(id), _add(_curveA(), _curveB()), "ledger unchanged");
+        _assertCurveEq(jobs.curveOf(id), _charged(_curveA(), _curveB()), "ledger unchanged");
         assertEq(credits.balanceOf(buyer), (START_CREDITS - 2) * 1e18, "credit kept");
-    }
-
-    function test_RevertWhen_Request_LedgerOverflow() public {
-        // Cheap at α = 64 (so within the cap and the budget), absurd at every other order.
-        uint64 half = type(uint64).max / 2; // 2^63 - 1
-        _requestAs(_lopsided(half, half));
-        // A lane holds at most 2^64 - 2 (the sum): 2^63 - 1 more fits, 2^63 does not.
-        _expectRequestRevert(_request(_lopsided(half + 1, half + 1)), abi.encodeWithSelector(ComputeJobs.LedgerOverflow.selector, id, 0));
-        _expectRequestRevert(_request(_lopsided(half, half + 1)), abi.encodeWithSelector(ComputeJobs.LedgerOverflow.selector, id, 1));
-        _requestAs(_lopsided(half, half));
-        assertEq(jobs.curveOf(id)[0], type(uint64).max - 1, "lane at its top");
-        assertEq(jobs.curveOf(id)[14], type(uint64).max - 1, "lane at its top");
-        assertEq(jobs.curveOf(id)[15], 2_000_000, "cheap order");
-    }
-
-    /// @notice `first` at α = 1.5, `rest` up to α = 48, RDP 0.001 at α = 64.
-    function _lopsided(uint64 first, uint64 rest) internal pure returns (uint64[RDP_ORDERS] memory curve) {
-        curve[0] = first;
-        for (uint256 i = 1; i < RDP_ORDERS - 1; ++i) curve[i] = rest;
-        curve[15] = 1_000_000;
     }
 
     function test_RevertWhen_Request_DeadlineInPast() public {
@@ -393,7 +436,7 @@ contract ComputeJobsTest is JobsTest {
         for (uint256 i; i < logs.length; ++i) {
             if (logs[i].topics[0] != ComputeJobs.JobRequested.selector) continue;
             (, bytes memory spec,,,,,) =
-                abi.decode(logs[i].data, (bytes32, bytes, DpParams, uint64[16], bytes32, uint64, bytes));
+                abi.decode(logs[i].data, (bytes32, bytes, DpParams, bytes32, bytes32, uint64, bytes));
             assertEq(spec, r.spec, "spec in the event");
             found = true;
         }
@@ -434,7 +477,7 @@ contract ComputeJobsTest is JobsTest {
     function test_RevertWhen_Request_CurveWordNotUint64() public {
         bytes memory data = abi.encodeCall(ComputeJobs.request, (_request(_curveA())));
         // The request is one tuple with a dynamic part: selector, head offset, then the fields:
-        // datasetId, specHash, spec (an offset word), dp (5 words), rdpCurve (16 words) ...
+        // datasetId, specHash, spec (an offset word), dp (5 words), rdpCurve (24 words) ...
         uint256 curveWord = 4 + 32 + 32 * 8; // first curve word
         assertEq(uint256(_word(data, curveWord)), _curveA()[0], "found the curve");
         _setWord(data, curveWord + 32 * 3, bytes32(uint256(1) << 64)); // entry 3 = 2^64
@@ -450,7 +493,7 @@ contract ComputeJobsTest is JobsTest {
         r.encryptionKey = "";
         _expectRequestRevert(r, abi.encodeWithSelector(ComputeJobs.InvalidEncryptionKey.selector, 0, bytes1(0)));
         assertEq(credits.totalSupply(), supply, "no credit burned");
-        _assertCurveEq(jobs.curveOf(id), _zeroCurve(), "ledger untouched");
+        _assertCurveEq(jobs.curveOf(id), _publication(), "ledger untouched");
         assertEq(jobs.jobCount(), 0, "no job");
     }
 
@@ -523,7 +566,7 @@ contract ComputeJobsTest is JobsTest {
 
         uint256 failed = _requestAs(_curveA());
         vm.prank(runner);
-        jobs.fail(failed, "bad spec", _curveA());
+        jobs.fail(failed, "bad spec", _curveA(), false);
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.JobClosed.selector, failed, JobStatus.Failed));
         _accept(failed);
 
@@ -559,7 +602,7 @@ contract ComputeJobsTest is JobsTest {
         assertEq(job.provenanceHash, PROVENANCE_HASH, "provenanceHash");
         assertEq(job.runner, runner, "runner kept");
         assertEq(credits.balanceOf(buyer), (START_CREDITS - 1) * 1e18, "the credit stays spent");
-        _assertCurveEq(jobs.curveOf(id), _curveA(), "the release stays charged");
+        _assertCurveEq(jobs.curveOf(id), _charged(_curveA()), "the release stays charged");
     }
 
     function test_Complete_AfterDeadlineUntilRefunded() public {
@@ -633,7 +676,7 @@ contract ComputeJobsTest is JobsTest {
         uint256 failed = _requestAs(_curveA());
         _accept(failed);
         vm.prank(runner);
-        jobs.fail(failed, "oom", _curveA());
+        jobs.fail(failed, "oom", _curveA(), false);
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.JobClosed.selector, failed, JobStatus.Failed));
         _complete(failed);
 
@@ -652,15 +695,18 @@ contract ComputeJobsTest is JobsTest {
         uint256 keep = _requestAs(_curveB());
         uint256 jobId = _requestAs(_curveA());
         vm.expectEmit(true, true, true, true, address(jobs));
-        emit ComputeJobs.JobFailed(jobId, "spec uses a layer the runner refuses");
+        emit ComputeJobs.JobFailed(jobId, "spec uses a layer the runner refuses", false);
         vm.expectEmit(true, true, true, true, address(credits));
         emit IERC20.Transfer(address(0), buyer, 1e18);
         vm.prank(runner);
-        jobs.fail(jobId, "spec uses a layer the runner refuses", _curveA());
+        jobs.fail(jobId, "spec uses a layer the runner refuses", _curveA(), false);
 
         assertEq(uint256(jobs.jobOf(jobId).status), uint256(JobStatus.Failed), "status");
         assertEq(credits.balanceOf(buyer), (START_CREDITS - 1) * 1e18, "credit back");
-        _assertCurveEq(jobs.curveOf(id), _curveB(), "only the live job stays charged");
+        // Only the publication and the live job stay charged; A's saturated orders (α >= 48)
+        // stay saturated: a lane's true sum is lost once it saturates.
+        _assertCurveEq(jobs.curveOf(id), _saturatedLike(_charged(_curveB()), _curveA()), "A left the ledger");
+        _assertCurveEq(jobs.curveOf(id), _released(_charged(_curveB(), _curveA()), _curveA()), "the same");
         assertEq(uint256(jobs.jobOf(keep).status), uint256(JobStatus.Requested), "other job untouched");
     }
 
@@ -672,12 +718,19 @@ contract ComputeJobsTest is JobsTest {
         cove.setRunner(id, newRunner);
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.NotJobRunner.selector, jobId, newRunner, runner));
         vm.prank(newRunner);
-        jobs.fail(jobId, "x", _curveA());
+        jobs.fail(jobId, "x", _curveA(), false);
         vm.prank(runner);
-        jobs.fail(jobId, "sandbox timeout", _curveA());
+        jobs.fail(jobId, "sandbox timeout", _curveA(), false);
         assertEq(credits.balanceOf(buyer), START_CREDITS * 1e18, "refunded");
-        _assertCurveEq(jobs.curveOf(id), _zeroCurve(), "released");
-        assertEq(jobs.composedEpsilon(id), 0, "budget whole again");
+        // Released: the publication's charge at the orders A left finite; the orders A
+        // saturated stay infinite, so ε comes from α <= 32 now (never less than before).
+        uint64[RDP_ORDERS] memory rest = _saturatedLike(_publication(), _curveA());
+        _assertCurveEq(jobs.curveOf(id), rest, "released");
+        assertEq(jobs.composedEpsilon(id), jobs.epsilonOf(rest, DELTA), "the publication alone, at alpha <= 32");
+        assertGt(jobs.composedEpsilon(id), PUBLICATION_EPSILON, "saturation only ever raises epsilon");
+        // exchange.ml.accounting.epsilon(pub[:14] + [2**64 - 1] * 10, 1e-6): 303715.0002 micro-ε (at α = 32).
+        assertEq(jobs.composedEpsilon(id), 303_716, "Python");
+        assertLt(jobs.composedEpsilon(id), jobs.epsilonOf(_charged(_curveA()), DELTA), "but the job's charge is gone");
     }
 
     function test_Fail_Requested_ByNewRunner() public {
@@ -687,27 +740,29 @@ contract ComputeJobsTest is JobsTest {
         cove.setRunner(id, newRunner);
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.NotJobRunner.selector, jobId, runner, newRunner));
         vm.prank(runner);
-        jobs.fail(jobId, "x", _curveA());
+        jobs.fail(jobId, "x", _curveA(), false);
         vm.prank(newRunner);
-        jobs.fail(jobId, "x", _curveA());
+        jobs.fail(jobId, "x", _curveA(), false);
     }
 
     function test_Fail_AfterDeadline() public {
         uint256 jobId = _requestAs(_curveA());
         vm.warp(block.timestamp + 10 days);
         vm.prank(runner);
-        jobs.fail(jobId, "expired before it was claimed", _curveA());
+        jobs.fail(jobId, "expired before it was claimed", _curveA(), false);
         assertEq(uint256(jobs.jobOf(jobId).status), uint256(JobStatus.Failed), "failed");
     }
 
     function test_Fail_FreesBudgetForTheNextJob() public {
         _requestAs(_curveA());
         uint256 second = _requestAs(_curveB());
-        _expectRequestRevert(_request(_curveA()), abi.encodeWithSelector(ComputeJobs.BudgetExceeded.selector, id, 2_026_847, JOB_BUDGET));
+        _expectRequestRevert(_request(_curveA()), abi.encodeWithSelector(ComputeJobs.BudgetExceeded.selector, id, 2_027_447, JOB_BUDGET));
         vm.prank(runner);
-        jobs.fail(second, "oom", _curveB());
+        jobs.fail(second, "oom", _curveB(), false);
         _requestAs(_curveA()); // A + A fits once B is gone
-        _assertCurveEq(jobs.curveOf(id), _add(_curveA(), _curveA()), "A + A");
+        // (B's saturated orders, α >= 128, are among A's own.)
+        _assertCurveEq(jobs.curveOf(id), _charged(_curveA(), _curveA()), "publication + A + A");
+        assertEq(jobs.composedEpsilon(id), 1_663_852, "Python: 1663851.99 micro-epsilon");
     }
 
     function test_RevertWhen_Fail_NotRunner() public {
@@ -716,14 +771,14 @@ contract ComputeJobsTest is JobsTest {
         for (uint256 i; i < callers.length; ++i) {
             vm.expectRevert(abi.encodeWithSelector(ComputeJobs.NotJobRunner.selector, jobId, callers[i], runner));
             vm.prank(callers[i]);
-            jobs.fail(jobId, "x", _curveA());
+            jobs.fail(jobId, "x", _curveA(), false);
         }
     }
 
     function test_RevertWhen_Fail_UnknownJob() public {
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.JobNotFound.selector, 1));
         vm.prank(runner);
-        jobs.fail(1, "x", _curveA());
+        jobs.fail(1, "x", _curveA(), false);
     }
 
     function test_RevertWhen_Fail_Closed() public {
@@ -732,14 +787,14 @@ contract ComputeJobsTest is JobsTest {
         _complete(jobId);
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.JobClosed.selector, jobId, JobStatus.Completed));
         vm.prank(runner);
-        jobs.fail(jobId, "x", _curveA());
+        jobs.fail(jobId, "x", _curveA(), false);
 
         uint256 failed = _requestAs(_curveB());
         vm.prank(runner);
-        jobs.fail(failed, "x", _curveB());
+        jobs.fail(failed, "x", _curveB(), false);
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.JobClosed.selector, failed, JobStatus.Failed));
         vm.prank(runner);
-        jobs.fail(failed, "x", _curveB());
+        jobs.fail(failed, "x", _curveB(), false);
     }
 
     function test_RevertWhen_Fail_CurveMismatch() public {
@@ -747,13 +802,17 @@ contract ComputeJobsTest is JobsTest {
         _requestAs(_curveB());
         vm.startPrank(runner);
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.CurveMismatch.selector, jobId));
-        jobs.fail(jobId, "x", _curveB()); // another job's curve
+        jobs.fail(jobId, "x", _curveB(), false); // another job's curve
         uint64[RDP_ORDERS] memory larger = _curveA();
-        larger[15] += 1;
+        larger[23] += 1;
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.CurveMismatch.selector, jobId));
-        jobs.fail(jobId, "x", larger);
+        jobs.fail(jobId, "x", larger, true);
+        larger = _curveA();
+        larger[0] += 1;
         vm.expectRevert(abi.encodeWithSelector(ComputeJobs.CurveMismatch.selector, jobId));
-        jobs.fail(jobId, "x", _zeroCurve());
+        jobs.fail(jobId, "x", larger, false);
+        vm.expectRevert(abi.encodeWithSelector(ComputeJobs.CurveMismatch.selector, jobId));
+        jobs.fail(jobId, "x", _zeroCurve(), false);
         vm.stopPrank();
     }
 
@@ -770,7 +829,7 @@ contract ComputeJobsTest is JobsTest {
         jobs.refund(jobId, _curveA());
         assertEq(uint256(jobs.jobOf(jobId).status), uint256(JobStatus.Refunded), "status");
         assertEq(credits.balanceOf(buyer), START_CREDITS * 1e18, "credit back");
-        _assertCurveEq(jobs.curveOf(id), _zeroCurve(), "released");
+        _assertCurveEq(jobs.curveOf(id), _saturatedLike(_publication(), _curveA()), "released (A's saturated orders stay)");
     }
 
     function test_Refund_Accepted_AfterDeadline_RefundsButKeepsTheCharge() public {
@@ -782,7 +841,7 @@ contract ComputeJobsTest is JobsTest {
         assertEq(uint256(jobs.jobOf(jobId).status), uint256(JobStatus.Refunded), "status");
         assertEq(credits.balanceOf(buyer), START_CREDITS * 1e18, "credit back");
         // The runner may have trained and released; only its `fail` can release the charge.
-        _assertCurveEq(jobs.curveOf(id), _curveA(), "still charged");
+        _assertCurveEq(jobs.curveOf(id), _charged(_curveA()), "still charged");
     }
 
     function test_Refund_AfterTransferringCredits_StillGoesToConsumer() public {
@@ -830,7 +889,7 @@ contract ComputeJobsTest is JobsTest {
         _complete(done);
         uint256 failed = _requestAs(_curveB());
         vm.prank(runner);
-        jobs.fail(failed, "x", _curveB());
+        jobs.fail(failed, "x", _curveB(), false);
         uint256 refunded = _requestAs(_curveB());
         vm.warp(block.timestamp + 2 days);
         vm.prank(buyer);
@@ -867,6 +926,7 @@ contract ComputeJobsTest is JobsTest {
     }
 
     function test_ComposedEpsilon_FollowsThePolicyDelta() public {
+        assertEq(jobs.composedEpsilon(id), PUBLICATION_EPSILON, "fresh: the publication");
         _requestAs(_curveA());
         uint256 before = jobs.composedEpsilon(id);
         Policy memory looser = _jobPolicy();
@@ -874,7 +934,7 @@ contract ComputeJobsTest is JobsTest {
         vm.prank(owner);
         cove.setPolicy(id, looser, bytes32(0));
         assertLt(jobs.composedEpsilon(id), before, "larger delta, smaller epsilon");
-        assertEq(jobs.composedEpsilon(id), jobs.epsilonOf(_curveA(), 1e13), "at the new delta");
+        assertEq(jobs.composedEpsilon(id), jobs.epsilonOf(_charged(_curveA()), 1e13), "at the new delta");
     }
 
     // =============================================================== datasets apart
@@ -889,17 +949,17 @@ contract ComputeJobsTest is JobsTest {
         r.datasetId = other;
         uint256 jobId = _send(buyer, r);
 
-        _assertCurveEq(jobs.curveOf(id), _curveA(), "dataset 1: A only");
-        _assertCurveEq(jobs.curveOf(other), _curveB(), "dataset 2: B only");
-        assertEq(jobs.composedEpsilon(other), jobs.epsilonOf(_curveB(), 1e13), "at dataset 2's delta");
+        _assertCurveEq(jobs.curveOf(id), _charged(_curveA()), "dataset 1: publication + A only");
+        _assertCurveEq(jobs.curveOf(other), _charged(_curveB()), "dataset 2: publication + B only");
+        assertEq(jobs.composedEpsilon(other), jobs.epsilonOf(_charged(_curveB()), 1e13), "at dataset 2's delta");
         assertEq(jobs.jobOf(jobId).datasetId, other, "job's dataset");
         assertEq(otherCredits.balanceOf(buyer), 1e18, "spent dataset 2's credit");
         assertEq(credits.balanceOf(buyer), (START_CREDITS - 1) * 1e18, "and dataset 1's for job 1");
         // Dataset 2's runner is the same account here; failing releases only dataset 2.
         vm.prank(runner);
-        jobs.fail(jobId, "x", _curveB());
-        _assertCurveEq(jobs.curveOf(other), _zeroCurve(), "dataset 2 empty");
-        _assertCurveEq(jobs.curveOf(id), _curveA(), "dataset 1 untouched");
+        jobs.fail(jobId, "x", _curveB(), false);
+        _assertCurveEq(jobs.curveOf(other), _saturatedLike(_publication(), _curveB()), "dataset 2: its publication");
+        _assertCurveEq(jobs.curveOf(id), _charged(_curveA()), "dataset 1 untouched");
         assertEq(otherCredits.balanceOf(buyer), 2e18, "refunded in dataset 2's token");
     }
 

@@ -146,8 +146,16 @@ contract ComputeJobsGasLaterTest is GasMeter {
         uint64[RDP_ORDERS] memory curve = _curveA();
         _coolAll();
         vm.prank(runner);
-        jobs.fail(job1, "out of memory", curve);
-        _report("fail", abi.encodeCall(ComputeJobs.fail, (job1, "out of memory", curve)), REQUEST_BUDGET);
+        jobs.fail(job1, "out of memory", curve, false);
+        _report("fail (released)", abi.encodeCall(ComputeJobs.fail, (job1, "out of memory", curve, false)), REQUEST_BUDGET);
+    }
+
+    function test_Gas_Fail_RowsRead() public {
+        uint64[RDP_ORDERS] memory curve = _curveA();
+        _coolAll();
+        vm.prank(runner);
+        jobs.fail(job1, "out of memory", curve, true);
+        _report("fail (rows read, charge kept)", abi.encodeCall(ComputeJobs.fail, (job1, "out of memory", curve, true)), REQUEST_BUDGET);
     }
 
     function test_Gas_Refund() public {

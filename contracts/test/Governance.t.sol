@@ -123,13 +123,13 @@ contract GovernanceProposalTest is GovernanceTest {
     // --------------------------------------------------------------- passing
 
     function test_ProposalRaisingBudget_PassesAndExecutes() public {
-        // Jobs A and B compose to ε 1.666 of 2.0; A again would be 2.027.
+        // The publication and jobs A and B compose to ε 1.6665 of 2.0; A again would be 2.0274.
         _send(buyer, _requestOn(gid));
         JobRequest memory b = _requestOn(gid);
         b.rdpCurve = _curveB();
         _send(buyer, b);
         JobRequest memory again = _requestOn(gid); // built first: sha256 is a call expectRevert would catch
-        vm.expectRevert(abi.encodeWithSelector(ComputeJobs.BudgetExceeded.selector, gid, 2_026_847, JOB_BUDGET));
+        vm.expectRevert(abi.encodeWithSelector(ComputeJobs.BudgetExceeded.selector, gid, 2_027_447, JOB_BUDGET));
         _send(buyer, again);
 
         Proposal memory p = _raiseBudget(gid);
@@ -265,8 +265,9 @@ contract GovernanceProposalTest is GovernanceTest {
         // proposer should run checkPolicy first.
         Policy memory bad = _raisedPolicy();
         bad.perJobCap = bad.budget + 1;
+        uint64 rows = cove.datasetOf(gid).rows;
         vm.expectRevert(abi.encodeWithSelector(AccessPolicies.InvalidPerJobCap.selector, bad.perJobCap, bad.budget));
-        cove.checkPolicy(bad);
+        cove.checkPolicy(bad, rows);
 
         Proposal memory p = _proposal(abi.encodeCall(AccessPolicies.setPolicy, (gid, bad, bytes32(0))), "Bad policy");
         uint256 proposalId = _passAndQueue(p);

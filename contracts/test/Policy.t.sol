@@ -3,11 +3,14 @@ pragma solidity ^0.8.24;
 
 import {CoveTest} from "./utils/CoveTest.sol";
 import {AccessPolicies, Policy} from "../src/modules/AccessPolicies.sol";
+import {DatasetParams} from "../src/modules/DatasetRegistry.sol";
 
 /// @notice Policy validation (every `checkPolicy` error, through `checkPolicy`, `publish`
 /// and `setPolicy`), the accepted boundaries, and versioning.
 contract PolicyTest is CoveTest {
     uint256 internal id;
+    /// @notice The public row count of every dataset `_params` builds (and so of `id`).
+    uint64 internal constant ROWS = 1_000;
 
     function setUp() public override {
         super.setUp();
@@ -61,6 +64,68 @@ contract PolicyTest is CoveTest {
         _expectRejected(p, abi.encodeWithSelector(AccessPolicies.InvalidDelta.selector, type(uint64).max));
     }
 
+    function test_RevertWhen_DeltaNotBelowOneOverRows() public {
+        assertEq(cove.datasetOf(id).rows, ROWS, "fixture rows");
+        Policy memory p = _pricedPolicy();
+        p.delta = 1e15; // δ = 1/1000 = 1/rows: refused
+        _expectRejected(p, abi.encodeWithSelector(AccessPolicies.DeltaNotBelowOneOverRows.selector, 1e15, ROWS));
+        p.delta = 1e18 - 1; // a valid δ in itself, far above 1/rows
+        _expectRejected(p, abi.encodeWithSelector(AccessPolicies.DeltaNotBelowOneOverRows.selector, 1e18 - 1, ROWS));
+        // Control: one unit below 1/rows passes everywhere.
+        p.delta = 1e15 - 1;
+        _expectAccepted(p);
+    }
+
+    function test_RevertWhen_DeltaNotBelowOneOverRows_ReportedBeforeMaxEpochs() public {
+        Policy memory p = _pricedPolicy();
+        p.delta = 1e15;
+        p.maxEpochs = 0;
+        _expectRejected(p, abi.encodeWithSelector(AccessPolicies.DeltaNotBelowOneOverRows.selector, 1e15, ROWS));
+        // InvalidDelta comes first.
+        p.delta = 1e18;
+        _expectRejected(p, abi.encodeWithSelector(AccessPolicies.InvalidDelta.selector, 1e18));
+    }
+
+    function test_DeltaBound_UsesEachDatasetsRows() public {
+        // A dataset of 3 rows: δ < 1/3, i.e. δ · 3 < 1e18 in 1e-18 units.
+        DatasetParams memory params = _params(77);
+        params.rows = 3;
+        Policy memory p = _pricedPolicy();
+        p.delta = 333_333_333_333_333_334; // · 3 = 1e18 + 2
+        vm.expectRevert(abi.encodeWithSelector(AccessPolicies.DeltaNotBelowOneOverRows.selector, p.delta, 3));
+        vm.prank(owner);
+        cove.publish(params, p, bytes32(0));
+        vm.expectRevert(abi.encodeWithSelector(AccessPolicies.DeltaNotBelowOneOverRows.selector, p.delta, 3));
+        cove.checkPolicy(p, 3);
+
+        p.delta = 333_333_333_333_333_333; // · 3 = 1e18 - 1: the largest δ below 1/3
+        cove.checkPolicy(p, 3);
+        (uint256 small,) = _publish(owner, params, p);
+        (Policy memory stored,) = cove.policyOf(small);
+        assertEq(stored.delta, p.delta, "stored");
+
+        // The same δ is refused on the 1000-row dataset, by setPolicy as by checkPolicy.
+        vm.expectRevert(abi.encodeWithSelector(AccessPolicies.DeltaNotBelowOneOverRows.selector, p.delta, ROWS));
+        cove.checkPolicy(p, ROWS);
+        vm.expectRevert(abi.encodeWithSelector(AccessPolicies.DeltaNotBelowOneOverRows.selector, p.delta, ROWS));
+        vm.prank(owner);
+        cove.setPolicy(id, p, bytes32(0));
+
+        // setPolicy on the small dataset reads its own rows: the boundary holds there too.
+        vm.prank(owner);
+        cove.setPolicy(small, p, bytes32(0));
+        assertEq(_version(small), 2, "set");
+        p.delta += 1;
+        vm.expectRevert(abi.encodeWithSelector(AccessPolicies.DeltaNotBelowOneOverRows.selector, p.delta, 3));
+        vm.prank(owner);
+        cove.setPolicy(small, p, bytes32(0));
+        assertEq(_version(small), 2, "unchanged");
+
+        // One row: every δ below 1 is below 1/rows.
+        p.delta = 1e18 - 1;
+        cove.checkPolicy(p, 1);
+    }
+
     function test_RevertWhen_MaxEpochsZero() public {
         Policy memory p = _pricedPolicy();
         p.maxEpochs = 0;
@@ -101,7 +166,7 @@ contract PolicyTest is CoveTest {
     function test_RevertWhen_ExpiryPassesBetweenCheckAndSet() public {
         Policy memory p = _pricedPolicy();
         p.expiry = uint40(block.timestamp + 100);
-        cove.checkPolicy(p);
+        cove.checkPolicy(p, ROWS);
         vm.warp(block.timestamp + 100);
         _expectRejected(p, abi.encodeWithSelector(AccessPolicies.ExpiryInPast.selector, p.expiry, block.timestamp));
     }
@@ -117,14 +182,18 @@ contract PolicyTest is CoveTest {
         p.delta = 1; // smallest δ
         _expectAccepted(p);
 
-        p.delta = 1e18 - 1; // largest δ
+        p.delta = 1e15 - 1; // largest δ for 1000 rows (δ < 1/rows)
         _expectAccepted(p);
 
+        // The smallest budget and cap. The publication's charge must fit the budget too: a
+        // count noise of σ 1000 at the largest δ gives it ε 0 (RDP 0.000512 at α = 1024,
+        // where ln(1/δ)/(α − 1) = 0.006753 is below the order's offset 0.007753).
         p = _pricedPolicy();
         p.maxEpochs = 1;
         p.budget = 1;
         p.perJobCap = 1;
-        _expectAccepted(p);
+        p.delta = 1e15 - 1;
+        _expectAcceptedWithNoise(p, 1_000_000_000);
 
         p = _pricedPolicy();
         p.budget = type(uint32).max;
@@ -155,19 +224,22 @@ contract PolicyTest is CoveTest {
     /// @notice checkPolicy accepts exactly the policies its documented rules allow, and
     /// reports the first rule broken in the documented order.
     /// `repair` bits make one rule's fields valid each, so deep rules get reached too.
-    function testFuzz_CheckPolicy_MatchesRules(Policy memory p, uint32 timeOffset, uint8 repair) public {
+    function testFuzz_CheckPolicy_MatchesRules(Policy memory p, uint32 timeOffset, uint8 repair, uint64 rows) public {
         vm.warp(T0 + timeOffset);
+        if (repair & 64 != 0) rows = uint64(bound(rows, 1, 1e9));
         if (repair & 1 != 0) p.budget = uint32(bound(p.budget, 1, type(uint32).max));
         if (repair & 2 != 0) p.perJobCap = uint32(bound(p.perJobCap, 1, p.budget == 0 ? 1 : p.budget));
         if (repair & 4 != 0) p.delta = uint64(bound(p.delta, 1, 1e18 - 1));
+        // δ · rows < 1e18; no δ >= 1 qualifies once rows >= 1e18.
+        if (repair & 128 != 0 && rows > 0 && rows < 1e18) p.delta = uint64(bound(p.delta, 1, (1e18 - 1) / rows));
         if (repair & 8 != 0) p.maxEpochs = uint16(bound(p.maxEpochs, 1, type(uint16).max));
         if (repair & 16 != 0) {
             if (p.price == 0) p.freeCap = uint16(bound(p.freeCap, 1, type(uint16).max));
             else if (p.paymentToken == address(0)) p.paymentToken = address(usd);
         }
         if (repair & 32 != 0 && p.expiry != 0) p.expiry = uint40(bound(p.expiry, block.timestamp + 1, type(uint40).max));
-        bytes memory expected = _expectedError(p);
-        try cove.checkPolicy(p) {
+        bytes memory expected = _expectedError(p, rows);
+        try cove.checkPolicy(p, rows) {
             assertEq(expected.length, 0, "accepted a policy the rules reject");
         } catch (bytes memory actual) {
             assertEq(actual, expected, "wrong error");
@@ -247,7 +319,7 @@ contract PolicyTest is CoveTest {
         uint256 count = cove.datasetCount();
 
         vm.expectRevert(err);
-        cove.checkPolicy(p);
+        cove.checkPolicy(p, ROWS);
 
         vm.expectRevert(err);
         vm.prank(owner);
@@ -265,8 +337,15 @@ contract PolicyTest is CoveTest {
 
     /// @dev `p` passes checkPolicy, publish and setPolicy, and is stored as given.
     function _expectAccepted(Policy memory p) private {
-        cove.checkPolicy(p);
-        (uint256 fresh,) = _publish(owner, _params(2000 + cove.datasetCount()), p);
+        _expectAcceptedWithNoise(p, COUNT_NOISE);
+    }
+
+    /// @dev As {_expectAccepted}, publishing with row-count noise `countNoise`.
+    function _expectAcceptedWithNoise(Policy memory p, uint32 countNoise) private {
+        cove.checkPolicy(p, ROWS);
+        DatasetParams memory params = _params(2000 + cove.datasetCount());
+        params.countNoise = countNoise;
+        (uint256 fresh,) = _publish(owner, params, p);
         (Policy memory stored,) = cove.policyOf(fresh);
         _assertPolicyEq(stored, p);
         uint32 version = _version(id);
@@ -276,12 +355,15 @@ contract PolicyTest is CoveTest {
     }
 
     /// @dev The error the documented rules give for `p` (empty when valid).
-    function _expectedError(Policy memory p) private view returns (bytes memory) {
+    function _expectedError(Policy memory p, uint64 rows) private view returns (bytes memory) {
         if (p.budget == 0) return abi.encodeWithSelector(AccessPolicies.InvalidPrivacyBudget.selector);
         if (p.perJobCap == 0 || p.perJobCap > p.budget) {
             return abi.encodeWithSelector(AccessPolicies.InvalidPerJobCap.selector, p.perJobCap, p.budget);
         }
         if (p.delta == 0 || p.delta >= 1e18) return abi.encodeWithSelector(AccessPolicies.InvalidDelta.selector, p.delta);
+        if (uint256(p.delta) * rows >= 1e18) {
+            return abi.encodeWithSelector(AccessPolicies.DeltaNotBelowOneOverRows.selector, p.delta, rows);
+        }
         if (p.maxEpochs == 0) return abi.encodeWithSelector(AccessPolicies.InvalidMaxEpochs.selector);
         if (p.price == 0 && p.freeCap == 0) return abi.encodeWithSelector(AccessPolicies.MissingFreeCap.selector);
         if (p.price != 0 && p.paymentToken == address(0)) {

@@ -38,12 +38,12 @@ contract PublishTest is CoveTest {
         emit IERC721.Transfer(address(0), owner, 1);
         vm.expectEmit(true, true, true, true, address(cove));
         emit DatasetRegistry.DatasetPublished(
-            1, owner, expectedToken, params.metadataDigest, params.commitment, params.rows, params.runner
+            1, owner, expectedToken, params.metadataDigest, params.commitment, params.rows, COUNT_NOISE, params.runner
         );
         vm.expectEmit(true, true, true, true, address(cove));
         emit AccessPolicies.PolicyUpdated(1, 1, policy, LISTS_DIGEST);
         vm.expectEmit(true, true, true, true, cove.computeJobs());
-        emit ComputeJobs.LedgerOpened(1);
+        emit ComputeJobs.LedgerOpened(1, COUNT_NOISE, PUBLICATION_EPSILON);
 
         vm.prank(owner);
         (uint256 id, address token) = cove.publish(params, policy, LISTS_DIGEST);
@@ -54,6 +54,7 @@ contract PublishTest is CoveTest {
     function test_Publish_StoresRecord() public {
         DatasetParams memory params = _params(7);
         params.rows = 123_456;
+        params.countNoise = 2_500_000;
         Policy memory policy = _pricedPolicy();
         (uint256 id, Datatoken token) = _publish(owner, params, policy);
 
@@ -64,6 +65,7 @@ contract PublishTest is CoveTest {
         assertEq(d.rows, 123_456, "rows");
         assertEq(d.policyVersion, 1, "policyVersion");
         assertEq(d.runner, runner, "runner");
+        assertEq(d.countNoise, 2_500_000, "countNoise");
         assertEq(d.controller, address(0), "controller");
 
         assertEq(cove.datasetByCommitment(params.commitment), id, "datasetByCommitment");
@@ -101,14 +103,14 @@ contract PublishTest is CoveTest {
 
         vm.expectEmit(true, true, true, true, address(cove));
         emit DatasetRegistry.DatasetPublished(
-            1, owner, _nextDatatoken(), params.metadataDigest, params.commitment, params.rows, runner
+            1, owner, _nextDatatoken(), params.metadataDigest, params.commitment, params.rows, COUNT_NOISE, runner
         );
         vm.expectEmit(true, true, true, true, address(cove));
         emit DatasetRegistry.PolicyControllerChanged(1, address(0), timelock);
         vm.expectEmit(true, true, true, true, address(cove));
         emit AccessPolicies.PolicyUpdated(1, 1, _pricedPolicy(), bytes32(0));
         vm.expectEmit(true, true, true, true, cove.computeJobs());
-        emit ComputeJobs.LedgerOpened(1);
+        emit ComputeJobs.LedgerOpened(1, COUNT_NOISE, PUBLICATION_EPSILON);
         (uint256 id,) = _publish(owner, params, _pricedPolicy());
 
         assertEq(cove.datasetOf(id).controller, timelock, "stored controller");
@@ -129,6 +131,73 @@ contract PublishTest is CoveTest {
         assertEq(logs[2].topics[2], bytes32(uint256(1)), "version topic");
         assertEq(logs[3].topics[0], ComputeJobs.LedgerOpened.selector, "log 3");
         assertEq(logs[3].emitter, cove.computeJobs(), "log 3 emitter");
+        assertEq(logs[3].topics[1], bytes32(uint256(1)), "LedgerOpened datasetId");
+        assertEq(logs[3].data, abi.encode(COUNT_NOISE, PUBLICATION_EPSILON), "countNoise and epsilon");
+        // DatasetPublished's data: datatoken, metadataDigest, commitment, rows, countNoise, runner.
+        (,,, uint64 rows, uint32 countNoise, address runner_) =
+            abi.decode(logs[1].data, (address, bytes32, bytes32, uint64, uint32, address));
+        assertEq(rows, 1_000, "rows");
+        assertEq(countNoise, COUNT_NOISE, "countNoise");
+        assertEq(runner_, runner, "runner");
+    }
+
+    // --------------------------------------------------------------- the publication's charge
+
+    function test_Publish_ChargesTheRowCountRelease() public {
+        (uint256 id,) = _publishPriced();
+        ComputeJobs jobs = ComputeJobs(cove.computeJobs());
+        uint64[24] memory charge = jobs.countReleaseCurve(COUNT_NOISE);
+        uint64[24] memory ledger = jobs.curveOf(id);
+        for (uint256 i; i < 24; ++i) {
+            assertEq(ledger[i], charge[i], "ledger = countReleaseCurve(countNoise)");
+            // σ 100: α / (2 · 100²) = α · 5e-5, i.e. α · 50000 nano.
+            assertEq(ledger[i], jobs.rdpOrders()[i] * 50_000 / 1e18, "alpha / (2 sigma^2)");
+        }
+        assertEq(jobs.composedEpsilon(id), PUBLICATION_EPSILON, "the publication's epsilon");
+    }
+
+    function test_RevertWhen_BudgetBelowThePublication_LeavesNoTrace() public {
+        DatasetParams memory params = _params(1);
+        Policy memory policy = _pricedPolicy();
+        policy.budget = PUBLICATION_EPSILON - 1;
+        policy.perJobCap = policy.budget;
+        address clone = _nextDatatoken();
+        vm.expectRevert(
+            abi.encodeWithSelector(ComputeJobs.BudgetExceeded.selector, 1, PUBLICATION_EPSILON, policy.budget)
+        );
+        vm.prank(owner);
+        cove.publish(params, policy, bytes32(0));
+
+        assertEq(cove.datasetCount(), 0, "no dataset");
+        assertEq(cove.datasetByCommitment(params.commitment), 0, "commitment free");
+        assertEq(cove.balanceOf(owner), 0, "no NFT");
+        assertEq(clone.code.length, 0, "no datatoken");
+        vm.expectRevert(abi.encodeWithSelector(DatasetRegistry.UnknownDataset.selector, 1));
+        cove.datasetOf(1);
+        ComputeJobs jobs = ComputeJobs(cove.computeJobs());
+        vm.expectRevert(abi.encodeWithSelector(ComputeJobs.UnknownDataset.selector, 1));
+        jobs.curveOf(1);
+
+        // Control: a budget of exactly the publication's ε is enough (and then spent).
+        policy.budget = PUBLICATION_EPSILON;
+        (uint256 id, Datatoken token) = _publish(owner, params, policy);
+        assertEq(id, 1, "id 1");
+        assertEq(address(token), clone, "the same clone address");
+        assertEq(jobs.composedEpsilon(id), PUBLICATION_EPSILON, "budget spent");
+    }
+
+    function test_Publish_MoreCountNoise_CheaperPublication() public {
+        DatasetParams memory params = _params(1);
+        params.countNoise = 2 * COUNT_NOISE; // σ 200: a quarter of the RDP
+        (uint256 id,) = _publish(owner, params, _pricedPolicy());
+        ComputeJobs jobs = ComputeJobs(cove.computeJobs());
+        uint64[24] memory ledger = jobs.curveOf(id);
+        for (uint256 i; i < 24; ++i) {
+            // α · 12500 nano, rounded up (α = 1.5 gives 18750 exactly).
+            assertEq(ledger[i], (jobs.rdpOrders()[i] * 12_500 + 1e18 - 1) / 1e18, "alpha / (2 sigma^2)");
+        }
+        assertLt(jobs.composedEpsilon(id), PUBLICATION_EPSILON, "cheaper");
+        assertEq(cove.datasetOf(id).countNoise, 2 * COUNT_NOISE, "stored");
     }
 
     // --------------------------------------------------------------- MissingDatasetField
@@ -149,6 +218,29 @@ contract PublishTest is CoveTest {
         DatasetParams memory params = _params(1);
         params.rows = 0;
         _expectPublishRevert(params, abi.encodeWithSelector(DatasetRegistry.MissingDatasetField.selector, "rows"));
+    }
+
+    function test_RevertWhen_CountNoiseMissing() public {
+        DatasetParams memory params = _params(1);
+        params.countNoise = 0;
+        _expectPublishRevert(params, abi.encodeWithSelector(DatasetRegistry.MissingDatasetField.selector, "countNoise"));
+        // Checked after rows and before runner.
+        params.runner = address(0);
+        _expectPublishRevert(params, abi.encodeWithSelector(DatasetRegistry.MissingDatasetField.selector, "countNoise"));
+        params.rows = 0;
+        _expectPublishRevert(params, abi.encodeWithSelector(DatasetRegistry.MissingDatasetField.selector, "rows"));
+        // The smallest noise is taken by the registry (and then charged, see ComputeJobsLedger).
+        params = _params(1);
+        params.countNoise = 1;
+        Policy memory generous = _pricedPolicy();
+        (generous.budget, generous.perJobCap) = (type(uint32).max, type(uint32).max);
+        // σ 1e-6: every order saturates, so the publication has no finite ε.
+        vm.expectRevert(
+            abi.encodeWithSelector(ComputeJobs.BudgetExceeded.selector, 1, type(uint256).max, type(uint32).max)
+        );
+        vm.prank(owner);
+        cove.publish(params, generous, bytes32(0));
+        assertEq(cove.datasetCount(), 0, "nothing registered");
     }
 
     function test_RevertWhen_RunnerMissing() public {

@@ -53,6 +53,11 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"the budget (ε {epsilon_from_fixed(a['budget'])})"
     ),
     "InvalidDelta": lambda a: f"δ must lie strictly between 0 and 1, not {delta_from_fixed(a['delta'])}",
+    "DeltaNotBelowOneOverRows": lambda a: (
+        f"δ must be below 1/n for the dataset's public row count n = {a['rows']}, not {delta_from_fixed(a['delta'])}; "
+        f"choose a δ below {1 / a['rows']:.2g}"
+    ),
+    "ZeroCountNoise": lambda a: "a dataset's row count must be released with noise above 0 (--count-noise)",
     "InvalidMaxEpochs": lambda a: "the policy must allow at least one epoch",
     "MissingPaymentToken": lambda a: "a priced dataset needs a payment token",
     "MissingFreeCap": lambda a: "a free dataset needs a per-address credit cap above 0",
@@ -108,7 +113,6 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"dataset #{a['datasetId']} has not enough privacy budget left: with this job its spent ε would be "
         f"{epsilon_from_fixed(a['epsilon'])}, above its budget of ε {epsilon_from_fixed(a['budget'])}"
     ),
-    "LedgerOverflow": lambda a: f"the privacy ledger of dataset #{a['datasetId']} would overflow",
     "DeadlineInPast": lambda a: f"the job's deadline {_when(a['deadline'])} is already past",
     "InvalidEncryptionKey": lambda a: "the encryption key must be a 33- or 65-byte secp256k1 public key",
     "NoCredit": lambda a: (

@@ -13,7 +13,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from exchange import __version__
-from exchange.cli import account_cmd, chain_cmd, dataset_cmd, gov_cmd, jobs_cmd, market_cmd, network_cmd
+from exchange.cli import account_cmd, chain_cmd, dataset_cmd, gov_cmd, jobs_cmd, market_cmd, network_cmd, schema_cmd
 from exchange.cli.output import errors
 from exchange.errors import CoveError
 
@@ -54,6 +54,7 @@ app.add_typer(chain_cmd.app, name="chain")
 app.add_typer(network_cmd.app, name="network")
 app.add_typer(account_cmd.app, name="account")
 app.add_typer(dataset_cmd.dataset_app, name="dataset")
+app.add_typer(schema_cmd.app, name="schema")
 app.add_typer(dataset_cmd.policy_app, name="policy")
 app.add_typer(gov_cmd.app, name="gov")
 app.command("deploy")(chain_cmd.deploy_command)
@@ -70,7 +71,7 @@ app.command()(jobs_cmd.verify)
 
 @app.command()
 def demo(
-    home: Path | None = typer.Option(None, "--home", help="Keep the demo's state here [default: a temporary directory]."),
+    home: Path | None = typer.Option(None, "--home", help="Keep the demo's state here \\[default: a temporary directory]."),
 ) -> None:
     """Run the end-to-end demo on a fresh local chain: deploy, publish, browse, buy."""
     from exchange.demo import run_demo  # imported on use: it pulls in numpy and pandas
@@ -89,7 +90,7 @@ def main() -> None:
     try:
         app()
     except CoveError as error:
-        errors.print(f"[red]Error:[/red] {escape(str(error))}", highlight=False)
+        errors.print(f"[red]Error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)  # one line: paths stay whole
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         errors.print("Interrupted.")

@@ -15,7 +15,9 @@ from exchange.cli.policy_options import (
     Allow, AllowFile, Budget, ComputeOnly, Delta, Expiry, Family, FreeCap, MaxEpochs, PerJobCap, Price, Token,
     policy_fields,
 )  # fmt: skip
-from exchange.errors import PolicyError
+from exchange.datasets import DatasetSchema
+from exchange.datasets.dp_count import DEFAULT_COUNT_NOISE
+from exchange.errors import InputError, PolicyError
 from exchange.governance import ConsortiumBook, find_consortium
 from exchange.policy import PolicyTerms, parse_terms
 from exchange.policy_update import set_policy
@@ -29,6 +31,8 @@ policy_app = typer.Typer(help="Show or change a dataset's access policy.", no_ar
 def publish(
     file: Path = typer.Argument(..., help="The private CSV or Parquet file (it stays where it is)."),
     name: str = typer.Option(..., "--name", help="Public name of the dataset."),
+    schema_file: Path | None = typer.Option(None, "--schema", help="The declared public schema (JSON; start from `cove schema draft FILE`)."),
+    count_noise: str = typer.Option(str(DEFAULT_COUNT_NOISE), "--count-noise", help="σ of the noise on the published row count (its ε is charged to the budget)."),
     description: str = typer.Option("", "--description", help="Public description."),
     license: str = typer.Option("proprietary", "--license", help="License of the trained models' use."),
     tags: list[str] | None = typer.Option(None, "--tag", help="Public tag (repeatable)."),
@@ -44,7 +48,7 @@ def publish(
     allowlist_file: AllowFile = None,
     family: Family = None,
     compute_only: ComputeOnly = None,
-    runner: str | None = typer.Option(None, "--runner", help="Runner account address [default: the publisher]."),
+    runner: str | None = typer.Option(None, "--runner", help="Runner account address \\[default: the publisher]."),
     governed_by: str | None = typer.Option(None, "--governed-by", help="Consortium (name or governor address) whose votes alone may change the policy."),
     mock_rows: int = typer.Option(20, "--mock-rows", min=1, max=1000, help="Rows in the public mock sample."),
     home: HomeOption = None,
@@ -61,6 +65,12 @@ def publish(
     for required, option in (("budget", "--budget"), ("per_job_cap", "--per-job-cap")):
         if required not in given:
             raise PolicyError(f"Publishing needs the privacy policy: pass {option}.")
+    if schema_file is None:
+        raise InputError(
+            "Publishing needs the declared public schema: pass --schema FILE (write a draft with "
+            f"`cove schema draft {file} > schema.json`, then edit it to what is public knowledge)."
+        )
+    schema = DatasetSchema.load(schema_file)
     given.setdefault("price", "0")
     client = open_client(home, rpc, account)
     if "payment_token" not in given and str(given["price"]).strip() not in ("0", "0.0"):
@@ -73,13 +83,14 @@ def publish(
                   transient=True, disable=json) as progress:  # fmt: skip
         progress.add_task("validating, committing and publishing...", total=None)
         result = publish_dataset(
-            client, file, name=name, terms=terms, description=description, license=license,
-            tags=tags or [], runner=runner, controller=controller, mock_rows=mock_rows,
+            client, file, name=name, terms=terms, schema=schema, count_noise=count_noise, description=description,
+            license=license, tags=tags or [], runner=runner, controller=controller, mock_rows=mock_rows,
         )  # fmt: skip
     if json:
         print_json(result)
     else:
-        success(f"published dataset #{result.dataset_id} '{name}' (metadata {result.metadata_cid})")
+        success(f"published dataset #{result.dataset_id} '{name}' (metadata {result.metadata_cid}); public row count "
+                f"{result.rows} (with noise σ {count_noise})")
         console.print(f"  datatoken {result.datatoken}, transaction {result.tx_hash}, gas {result.gas_used:,}")
         if result.endpoint:
             console.print(f"  buyers read its metadata from the runner's endpoint {result.endpoint}")

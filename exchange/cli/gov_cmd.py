@@ -15,7 +15,7 @@ from exchange.governance import (
 )  # fmt: skip
 
 app = typer.Typer(help="Govern datasets by a consortium's vote (Governor + timelock).", no_args_is_help=True)
-ConsortiumOption = typer.Option(None, "--consortium", "-c", help="Consortium: its name in this home, or its governor's address [default: the only one this home knows].")
+ConsortiumOption = typer.Option(None, "--consortium", "-c", help="Consortium: its name in this home, or its governor's address \\[default: the only one this home knows].")
 
 
 def _book(home):  # type: ignore[no-untyped-def]

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 
 from exchange.cli.options import chain_command, AccountOption, HomeOption, JsonOption, RpcOption, open_client
 from exchange.cli.output import console, print_json, success, table
 from exchange.errors import InputError, ProvenanceError
+
+if TYPE_CHECKING:
+    from exchange.client import CoveClient
+    from exchange.jobs import JobTicket
+
 
 def _read_spec(path: Path):  # type: ignore[no-untyped-def]
     from exchange.ml.spec import ModelSpec
@@ -47,15 +54,36 @@ def train(
     if wait:
         with console.status(f"job #{ticket.job_id}: waiting for the runner..."):
             status = wait_for(client, ticket.job_id, timeout=timeout).status
+    tight, why = _tight_figures(client, dataset_id, ticket)
     if json:
-        print_json({**ticket.__dict__, "status": status})
+        print_json({**ticket.__dict__, "status": status, "tight": tight, "tight_unavailable": why})
         return
     success(
         f"job #{ticket.job_id} requested: it spends ε {ticket.epsilon:g}; dataset #{dataset_id} will have spent "
         f"ε {ticket.composed_epsilon:g} (gas {ticket.gas_used:,})"
     )
+    if tight:
+        console.print(f"  tight ε {tight['epsilon']:.3g} for the job, {tight['composed_epsilon']:.3g} for the dataset, "
+                      f"at δ {tight['delta']:g} ({tight['accountant']}; {tight['note']})", highlight=False)  # fmt: skip
+    else:
+        console.print(f"  no tight ε: {escape(why or '')}", highlight=False)
     if status:
         console.print(f"job #{ticket.job_id} is {status}" + ("; get it with `cove fetch`" if status == "completed" else ""))
+
+
+def _tight_figures(client: CoveClient, dataset_id: int, ticket: JobTicket) -> tuple[dict[str, Any] | None, str | None]:
+    """The job's and the dataset's ε from the tight accountant (information only), or why there are none."""
+    from exchange.ml.tight_accounting import NOT_ENFORCED, tight_or_reason
+    from exchange.sdk.ledger import charged_mechanisms
+
+    releases = charged_mechanisms(client, dataset_id)  # the ledger's, this job last
+    delta = ticket.delta
+    alone, why = tight_or_reason(releases[-1:], delta)
+    composed, _ = tight_or_reason(releases, delta)
+    if alone is None or composed is None:
+        return None, why
+    return {"epsilon": alone.epsilon, "composed_epsilon": composed.epsilon, "delta": delta,
+            "accountant": alone.source, "note": NOT_ENFORCED}, None  # fmt: skip
 
 
 @chain_command
@@ -87,7 +115,7 @@ def _checks_table(title: str, checks) -> None:  # type: ignore[no-untyped-def]
 @chain_command
 def fetch(
     job_id: int = typer.Argument(..., help="Job id."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Model file to write [default: job-ID.safetensors]."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Model file to write \\[default: job-ID.safetensors]."),
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,

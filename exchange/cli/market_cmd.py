@@ -51,7 +51,7 @@ def buy(
 
 @chain_command
 def balance(
-    address: str | None = typer.Argument(None, help="Address to look at [default: your account]."),
+    address: str | None = typer.Argument(None, help="Address to look at \\[default: your account]."),
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,

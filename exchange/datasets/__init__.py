@@ -1,7 +1,7 @@
 """Off-chain side of publishing a dataset: load and validate the private file, commit to
 it, infer its public schema, generate a schema-only mock sample and build the metadata."""
 
-from exchange.datasets.commitment import DatasetCommitment, canonical_bytes, commit
+from exchange.datasets.commitment import CommitmentKey, DatasetCommitment, canonical_bytes, commit
 from exchange.datasets.metadata import DatasetMetadata, frame_to_records, prepare_metadata
 from exchange.datasets.mock import generate_mock
 from exchange.datasets.reader import load_table
@@ -9,12 +9,13 @@ from exchange.datasets.schema import (
     KIND_DTYPES,
     KINDS,
     MAX_CATEGORIES,
-    MIN_CATEGORY_ROWS,
     ColumnSchema,
     DatasetSchema,
     Kind,
     check_frame,
-    infer_schema,
+    check_kinds,
+    departures,
+    draft_schema,
     kind_of,
 )
 
@@ -22,18 +23,20 @@ __all__ = [
     "KINDS",
     "KIND_DTYPES",
     "MAX_CATEGORIES",
-    "MIN_CATEGORY_ROWS",
     "ColumnSchema",
+    "CommitmentKey",
     "DatasetCommitment",
     "DatasetMetadata",
     "DatasetSchema",
     "Kind",
     "canonical_bytes",
     "check_frame",
+    "check_kinds",
+    "departures",
+    "draft_schema",
     "commit",
     "frame_to_records",
     "generate_mock",
-    "infer_schema",
     "kind_of",
     "load_table",
     "prepare_metadata",

@@ -1,8 +1,12 @@
 """The public metadata document of a dataset, published to content-addressed storage.
 
-It holds everything a buyer may see: name, description, licence, tags, the (coarsened)
-schema, the row count, the commitment to the private table and a mock sample generated
-from the schema. Its canonical JSON bytes are what get stored and addressed by CID.
+It holds everything a buyer may see, and every field is either declared by the owner or
+released with differential privacy (DESIGN.md section 6): name, description, licence and
+tags (the owner's words); the schema (declared, see exchange.datasets.schema); the row
+count (the true count plus discrete Gaussian noise, charged to the ledger at publish); the
+hiding commitment; the privacy unit and neighbouring relation; and a mock sample generated
+from the declared schema alone. Its canonical JSON bytes are what get stored and addressed
+by CID.
 """
 
 from __future__ import annotations
@@ -16,20 +20,31 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from exchange.datasets.commitment import DatasetCommitment, commit
+from exchange.datasets.commitment import CommitmentKey, DatasetCommitment, commit
+from exchange.datasets.dp_count import COUNT_NOISE_SCALE, noisy_count
 from exchange.datasets.mock import generate_mock
 from exchange.datasets.reader import load_table
-from exchange.datasets.schema import KIND_DTYPES, DatasetSchema, check_frame, infer_schema
+from exchange.datasets.schema import KIND_DTYPES, DatasetSchema, check_frame, check_kinds
 from exchange.errors import DatasetError, InputError
 from exchange.storage.canonical import canonical_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAX_NAME_LENGTH = 100
 MAX_TAG_LENGTH = 64
 
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class RowCount(BaseModel):
+    """How the public row count was released: the true count plus discrete Gaussian noise."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mechanism: Literal["discrete-gaussian"] = "discrete-gaussian"
+    sensitivity: Literal[1] = 1
+    sigma: float = Field(gt=0)
 
 
 class DatasetMetadata(BaseModel):
@@ -42,9 +57,12 @@ class DatasetMetadata(BaseModel):
     license: str = "proprietary"
     tags: list[str] = Field(default_factory=list)
     schema_: DatasetSchema = Field(alias="schema")
-    rows: int = Field(ge=1)
+    schema_origin: Literal["declared"] = "declared"
+    rows: int = Field(ge=1)  # public: the DP row count
+    row_count: RowCount
     commitment: DatasetCommitment
     privacy_unit: Literal["row"] = "row"
+    neighbouring: Literal["add-remove-one-row"] = "add-remove-one-row"
     mock: list[dict[str, Any]] = Field(default_factory=list)
     format_version: int = FORMAT_VERSION
     created_at: str = Field(default_factory=_now_iso)
@@ -84,8 +102,6 @@ class DatasetMetadata(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetMetadata:
-        if self.rows != self.commitment.rows:
-            raise ValueError("rows does not match the commitment's row count")
         names = set(self.schema_.names)
         for record in self.mock:
             if set(record) != names:
@@ -189,6 +205,9 @@ def _records_to_frame(records: list[dict[str, Any]], schema: DatasetSchema) -> p
 def prepare_metadata(
     path: Path,
     name: str,
+    schema: DatasetSchema,
+    key: CommitmentKey,
+    count_noise_micro: int,
     description: str = "",
     license: str = "proprietary",
     tags: list[str] | None = None,
@@ -197,13 +216,15 @@ def prepare_metadata(
     *,
     created_at: str | None = None,
 ) -> tuple[DatasetMetadata, pd.DataFrame]:
-    """Load and validate the private file, commit to it, infer its schema and build a mock.
+    """Load the private file, check it against the declared `schema`, commit to it under the
+    owner's `key`, release its row count with noise σ = count_noise_micro / 1e6, and build a
+    mock from the declared schema alone.
 
     Returns the public metadata and the private table (which stays on this machine).
     """
     df = load_table(Path(path))
-    commitment = commit(df)
-    schema = infer_schema(df)
+    check_kinds(df, schema)
+    commitment = commit(df, key)
     mock = generate_mock(schema, rows=mock_rows, seed=seed)
     fields: dict[str, Any] = {
         "name": name,
@@ -211,7 +232,8 @@ def prepare_metadata(
         "license": license,
         "tags": list(tags or []),
         "schema": schema,
-        "rows": commitment.rows,
+        "rows": noisy_count(len(df), count_noise_micro),
+        "row_count": RowCount(sigma=count_noise_micro / COUNT_NOISE_SCALE),
         "commitment": commitment,
         "mock": frame_to_records(mock),
     }

@@ -1,9 +1,18 @@
-"""Public column schema of a dataset, and its inference from the private table.
+"""The public column schema of a dataset: declared by its owner, never computed from its rows.
 
 The schema is published, so everything in it is public: column names, kinds, whether a
-column has missing values, coarse value ranges and the category labels. Inference
-therefore deliberately blurs what it reads (see `_widen_numeric`, `_widen_datetime`) and
-refuses categorical columns whose labels would amount to publishing rows.
+column may have missing values, value ranges, category labels, and the fallback label and
+fill value that training uses. A schema computed from the private table would publish a
+deterministic function of private values (the true extremes, which labels occur, whether a
+cell is missing), so Cove publishes only a schema the owner **declares** (`DatasetSchema.load`
+of a JSON file): public knowledge about the domain, such as an age between 0 and 120 or the
+full list of diagnosis codes. `draft_schema` reads the private table to give the owner a
+starting point on their own screen; it is never published as is.
+
+Training takes the declared schema at its word, whatever the rows hold: numbers outside the
+declared range are clipped into it, labels outside the declared categories become the
+column's `fallback`, and missing cells are filled (targets with the column's `fill`), so
+no row is ever dropped and the work a job does never depends on which rows are missing.
 """
 
 from __future__ import annotations
@@ -16,7 +25,9 @@ from typing import Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from exchange.errors import DatasetError, InputError
 
@@ -39,12 +50,15 @@ KIND_DTYPES: dict[Kind, object] = {
 # More labels than this and a categorical column stops describing groups and starts
 # listing individuals (names, ids, free text); its labels are published verbatim.
 MAX_CATEGORIES = 64
-# A published label seen in fewer rows than this would point at individual people.
-MIN_CATEGORY_ROWS = 5
 
 
 class ColumnSchema(BaseModel):
-    """One column: its name, kind, nullability and the public (coarsened) value domain."""
+    """One column: its name, kind, whether it may be missing, and its declared value domain.
+
+    `fallback` (categorical): the label that unknown labels, and a missing target, become
+    [default: the first category]. `fill` (numbers, booleans, datetimes): the value a missing
+    target takes [default: the middle of the range; false; the range's start].
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,6 +68,8 @@ class ColumnSchema(BaseModel):
     minimum: Bound | None = None
     maximum: Bound | None = None
     categories: list[str] | None = None
+    fallback: str | None = None
+    fill: Bound | bool | None = None
 
     @model_validator(mode="after")
     def _check_domain(self) -> ColumnSchema:
@@ -63,9 +79,45 @@ class ColumnSchema(BaseModel):
             raise ValueError(f"column '{self.name}' of kind {self.kind} cannot have a range")
         if self.kind == "categorical":
             self._check_categories()
-        elif self.categories is not None:
-            raise ValueError(f"column '{self.name}' of kind {self.kind} cannot have categories")
+            if self.fallback is not None and self.fallback not in (self.categories or []):
+                raise ValueError(f"the fallback of column '{self.name}' must be one of its categories")
+            if self.fill is not None:
+                raise ValueError(f"categorical column '{self.name}' takes a fallback, not a fill")
+        elif self.categories is not None or self.fallback is not None:
+            raise ValueError(f"column '{self.name}' of kind {self.kind} cannot have categories or a fallback")
+        else:
+            self._check_fill()
         return self
+
+    def _check_fill(self) -> None:
+        if self.fill is None:
+            return
+        if self.kind == "boolean":
+            if not isinstance(self.fill, bool):
+                raise ValueError(f"the fill of boolean column '{self.name}' must be true or false")
+            return
+        fill = _coerce_bound(self.name, self.kind, self.fill)  # type: ignore[arg-type]
+        if not self.minimum <= fill <= self.maximum:  # type: ignore[operator]
+            raise ValueError(f"the fill of column '{self.name}' must lie within its range")
+        self.fill = fill
+
+    @property
+    def fallback_label(self) -> str:
+        """The label unknown (and missing target) values become."""
+        assert self.categories
+        return self.fallback if self.fallback is not None else self.categories[0]
+
+    @property
+    def fill_value(self) -> Bound | bool:
+        """The value a missing target takes (numbers, booleans, datetimes)."""
+        if self.fill is not None:
+            return self.fill
+        if self.kind == "boolean":
+            return False
+        if self.kind == "datetime":
+            return self.minimum  # type: ignore[return-value]
+        middle = (self.minimum + self.maximum) / 2  # type: ignore[operator]
+        return int(middle) if self.kind == "integer" else float(middle)
 
     def _check_range(self) -> None:
         if self.minimum is None or self.maximum is None:
@@ -110,6 +162,27 @@ class DatasetSchema(BaseModel):
         """The column names, in order."""
         return [c.name for c in self.columns]
 
+    @classmethod
+    def load(cls, path: Path) -> DatasetSchema:
+        """A declared schema from a JSON file (as `cove schema draft` writes one); InputError
+        with one sentence naming the file and the problem."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise InputError(f"Cannot read the schema file {path}; check the path (UTF-8 JSON).") from None
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as error:
+            raise InputError(f"The schema file {path} is not a valid schema ({_schema_error(error)}).") from None
+
+    @classmethod
+    def declared(cls, mapping: dict) -> DatasetSchema:  # type: ignore[type-arg]
+        """A declared schema from its JSON form as a dict; InputError with one sentence."""
+        try:
+            return cls.model_validate(mapping)
+        except ValidationError as error:
+            raise InputError(f"The schema is not valid ({_schema_error(error)}).") from None
+
     def column(self, name: str) -> ColumnSchema:
         """Return the column called `name`; InputError if there is none."""
         for col in self.columns:
@@ -119,6 +192,14 @@ class DatasetSchema(BaseModel):
             f"The dataset has no column named '{name}'; "
             f"its columns are: {', '.join(self.names)}."
         )
+
+
+def _schema_error(error: ValidationError) -> str:
+    # Location and message only: pydantic's full text repeats the input.
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the document"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}"
 
 
 def _coerce_bound(name: str, kind: Kind, value: Bound) -> Bound:
@@ -166,11 +247,13 @@ def kind_of(series: pd.Series) -> Kind:
     )
 
 
-def infer_schema(df: pd.DataFrame) -> DatasetSchema:
-    """Infer the public schema of a loaded table (as returned by `load_table`).
+def draft_schema(df: pd.DataFrame) -> DatasetSchema:
+    """A draft schema read off the private table, for its owner's eyes only.
 
-    Numeric and datetime ranges are widened to coarse bounds and categorical columns with
-    more than MAX_CATEGORIES labels are refused, because the schema is published.
+    It is a starting point to edit into public knowledge (`cove schema draft`), not a
+    public document: its ranges (the extremes rounded outward), its labels and its
+    nullability are functions of the private rows. Categorical columns with more than
+    MAX_CATEGORIES labels are refused (a schema cannot hold them).
     """
     if df.shape[1] == 0:
         raise DatasetError("The table has no columns; a dataset needs at least one column.")
@@ -208,14 +291,6 @@ def _categories(name: str, values: pd.Series) -> list[str]:
             f"{MAX_CATEGORIES} allowed for a categorical column, and publishing them would "
             "reveal individual rows; drop the column or bucket it into fewer groups."
         )
-    counts = values.astype(str).value_counts()
-    rare = int((counts < MIN_CATEGORY_ROWS).sum())
-    if rare:
-        raise DatasetError(
-            f"Column '{name}' has {rare} label(s) that occur in fewer than {MIN_CATEGORY_ROWS} rows; "
-            "publishing them in the schema would reveal those rows, so merge rare labels into "
-            "an 'other' group or drop the column."
-        )
     if any(label != label.strip() or not label for label in labels):
         # load_table trims cells and treats blank ones as missing; a hand-built frame may not.
         raise DatasetError(
@@ -225,16 +300,11 @@ def _categories(name: str, values: pd.Series) -> list[str]:
     return labels
 
 
-# Why widen: the schema is public, and the exact minimum and maximum of a column are the
-# values of two particular rows (the oldest patient, the largest salary). Publishing them
-# would disclose something about those individuals. So the bounds are rounded outward to
-# a coarse grid, and say only that the extremes lie within one grid step of them. The
-# step is the coarser of two "nice" powers of ten: two significant digits of the column's
-# largest magnitude (so 52,345..61,002 -> 52,000..62,000), and the order of magnitude of
-# the column's spread (so ages 34..71, where two significant digits would be exact, ->
-# 30..80). The range stays within a few times the true spread, which keeps it useful for
-# buyers and the mock sample. It is a blur, not a formal guarantee: an extreme that sits
-# exactly on the grid is published as is.
+# The draft rounds ranges outward to a coarse grid, so that the owner starts from round
+# numbers: the coarser of two "nice" powers of ten, two significant digits of the column's
+# largest magnitude (52,345..61,002 -> 52,000..62,000) and the order of magnitude of its
+# spread (ages 34..71 -> 30..80). Rounding is not privacy: a draft's bounds still follow the
+# private extremes, which is why drafts are never published.
 
 
 def _widen_numeric(lo: object, hi: object, kind: Kind) -> tuple[int | float, int | float]:
@@ -347,3 +417,46 @@ def _check_column(series: pd.Series, col: ColumnSchema) -> None:
 def _first(mask: pd.Series) -> int:
     """Position (0-based) of the first True in a boolean mask."""
     return int(np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))[0])
+
+
+def check_kinds(df: pd.DataFrame, schema: DatasetSchema) -> None:
+    """DatasetError unless `df` has the declared columns, in order, with the declared kinds.
+
+    The owner's check at publish (and the runner's before training): everything else about
+    the rows (ranges, labels, missing cells) training adapts to the declaration.
+    """
+    if [str(c) for c in df.columns] != schema.names:
+        raise DatasetError(
+            "The table's columns do not match the declared schema; expected "
+            f"{', '.join(schema.names)} in that order."
+        )
+    for col in schema.columns:
+        kind = kind_of(df[col.name])
+        # A declared float column may hold whole numbers the reader typed as integers.
+        if kind != col.kind and not (col.kind == "float" and kind == "integer"):
+            raise DatasetError(f"Column '{col.name}' holds {kind} values but the declared schema says {col.kind}.")
+
+
+def departures(df: pd.DataFrame, schema: DatasetSchema) -> list[str]:
+    """What training will adapt, as sentences for the owner's own screen (never published):
+    values outside the declared ranges (clipped), labels outside the declared categories
+    (their fallback), missing cells in columns declared complete."""
+    notes = []
+    for col in schema.columns:
+        series = df[col.name]
+        missing = series.isna()
+        if missing.any() and not col.nullable:
+            notes.append(f"column '{col.name}' has {int(missing.sum())} missing cell(s) but is declared complete")
+        if col.kind in ("integer", "float", "datetime"):
+            lo, hi = col.minimum, col.maximum
+            if col.kind == "datetime":
+                lo, hi = pd.Timestamp(lo), pd.Timestamp(hi)
+                series = series.dt.tz_localize("UTC") if series.dt.tz is None else series
+            outside = int((((series < lo) | (series > hi)) & ~missing).sum())
+            if outside:
+                notes.append(f"column '{col.name}' has {outside} value(s) outside its declared range (clipped)")
+        if col.kind == "categorical":
+            unknown = int((~series.isin(col.categories or []) & ~missing).sum())
+            if unknown:
+                notes.append(f"column '{col.name}' has {unknown} label(s) not declared (they become '{col.fallback_label}')")
+    return notes

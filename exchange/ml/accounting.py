@@ -17,7 +17,12 @@ Definitions the ledger relies on (the privacy unit is one row, add/remove adjace
 - steps = epochs × steps per epoch, and training takes exactly that many steps (an empty
   Poisson batch is still a step: its update is pure noise);
 - a curve is recorded on chain as ceil(RDP_i × 1e9) per order (never rounded down), and
-  ε is computed from that recorded curve, so the reported ε is what the ledger holds.
+  ε is computed from that recorded curve, so the reported ε is what the ledger holds;
+- the ledger's lanes hold 42 bits: an entry or a composed sum of RDP_SATURATED or more is
+  infinite RDP at that order (the order gives no ε), exactly as ComputeJobs saturates;
+- publishing charges the release of the dataset's row count: a count plus Gaussian noise of
+  standard deviation σ has RDP α/(2σ²) (sensitivity 1 under add/remove of a row), recorded
+  as `count_release_curve`, the same integer arithmetic as `ComputeJobs.countReleaseCurve`.
 
 On chain the DP parameters are fixed-point integers (ComputeJobs' `DpParams` struct: noise
 multiplier and clip norm in millionths, sample rate in billionths, steps, epochs) and δ is
@@ -38,13 +43,15 @@ from opacus.accountants.analysis.rdp import compute_rdp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exchange.errors import PrivacyError, SpecError
-from exchange.units import DELTA_SCALE, EPSILON_SCALE, scaled
+from exchange.units import DELTA_SCALE, EPSILON_SCALE, RDP_SATURATED, scaled
 
 if TYPE_CHECKING:
     from exchange.ml.spec import ModelSpec
 
 # The Rényi orders of every curve. A contract uses exactly these, in this order.
-ORDERS: tuple[float, ...] = (1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64)
+ORDERS: tuple[float, ...] = (
+    1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 80, 96, 128, 160, 192, 256, 512, 1024,
+)  # fmt: skip
 
 CURVE_SCALE = 10**9  # RDP values on chain, in billionths
 NOISE_SCALE = 10**6  # noise multiplier σ, in millionths
@@ -86,7 +93,8 @@ def rdp_curve(noise_multiplier: float, sample_rate: float, steps: int) -> Curve:
 def fixed_curve(curve: Sequence[float]) -> FixedCurve:
     """The curve as on-chain integers: ceil(RDP × 1e9) per order, exactly (via Decimal).
 
-    Refuses negative, NaN and infinite values and values past uint64, with PrivacyError.
+    Values past uint64 are recorded as the uint64 maximum: like any entry of RDP_SATURATED or
+    more, they mean infinite RDP at that order. Refuses negative, NaN and infinite values.
     """
     _check_length(curve)
     fixed = []
@@ -98,12 +106,20 @@ def fixed_curve(curve: Sequence[float]) -> FixedCurve:
                 "An RDP curve value is negative, NaN or infinite; the curve cannot be recorded."
             )
         number = int((Decimal(value) * CURVE_SCALE).to_integral_value(rounding=ROUND_CEILING))
-        if number > UINT64_MAX:
-            raise PrivacyError(
-                "An RDP curve value is too large for the chain to record; add more noise."
-            )
-        fixed.append(number)
+        fixed.append(min(number, UINT64_MAX))
     return tuple(fixed)
+
+
+def count_release_curve(count_noise_micro: int) -> FixedCurve:
+    """The fixed-point RDP curve of releasing a row count with Gaussian noise of σ =
+    `count_noise_micro` / 1e6 (sensitivity 1): ceil(α/(2σ²) × 1e9) per order, uint64-capped;
+    the integer arithmetic of ComputeJobs.countReleaseCurve, so it is what publishing charges."""
+    if isinstance(count_noise_micro, bool) or not isinstance(count_noise_micro, int) or not 0 < count_noise_micro <= UINT32_MAX:
+        raise PrivacyError("The row count's noise must be positive (and at most 4294.967295).")
+    denominator = 4 * count_noise_micro * count_noise_micro
+    doubled = [round(2 * alpha) for alpha in ORDERS]
+    values = (-(-a * 10**21 // denominator) for a in doubled)
+    return tuple(UINT64_MAX if value >= RDP_SATURATED else value for value in values)
 
 
 def float_curve(curve: Sequence[int]) -> Curve:
@@ -115,8 +131,9 @@ def float_curve(curve: Sequence[int]) -> Curve:
 def compose(curves: Iterable[Sequence[float] | Sequence[int]]) -> Curve | FixedCurve:
     """The curve of running all `curves` on the same data: the sum, order by order.
 
-    Fixed-point curves (ints) compose exactly into a fixed-point curve; float curves into a
-    float curve. Mixing the two is refused. No curves compose to the zero curve (ints).
+    Fixed-point curves (ints) compose exactly into a fixed-point curve, saturating as the
+    ledger does (a sum of RDP_SATURATED or more is the uint64 maximum: infinite); float
+    curves into a float curve. Mixing the two is refused. No curves compose to the zero curve.
     """
     curves = [tuple(c) for c in curves]
     if not curves:
@@ -127,10 +144,9 @@ def compose(curves: Iterable[Sequence[float] | Sequence[int]]) -> Curve | FixedC
     if kinds == {True}:
         for c in curves:
             _check_fixed(c)
-        total = tuple(sum(values) for values in zip(*curves, strict=True))
-        if any(v > UINT64_MAX for v in total):
-            raise PrivacyError("The composed RDP curve is too large for the chain to record.")
-        return total
+        return tuple(
+            UINT64_MAX if (total := sum(values)) >= RDP_SATURATED else total for values in zip(*curves, strict=True)
+        )
     for c in curves:
         _check_floats(c)
     return tuple(math.fsum(values) for values in zip(*curves, strict=True))
@@ -140,13 +156,16 @@ def epsilon(curve: Sequence[float] | Sequence[int], delta: float) -> float:
     """ε at `delta` of a curve at ORDERS (ints are read as the on-chain fixed-point form).
 
     ε = max(0, min_i RDP_i + ln((α_i − 1)/α_i) − (ln δ + ln α_i)/(α_i − 1)), the
-    conversion Opacus' RDPAccountant uses (Balle et al. 2020). Infinite if the curve is.
+    conversion Opacus' RDPAccountant uses (Balle et al. 2020), over the orders whose entry is
+    below RDP_SATURATED (in nano-units; the others are infinite). Infinite if no order is finite.
     """
     if not (isinstance(delta, (int, float)) and 0 < delta < 1):
         raise PrivacyError("δ must lie strictly between 0 and 1.")
     values = float_curve(curve) if _is_fixed(curve) else _check_floats(tuple(curve))
     best = math.inf
     for alpha, rdp in zip(ORDERS, values, strict=True):
+        if rdp * CURVE_SCALE >= RDP_SATURATED:
+            continue
         eps = (
             rdp + math.log((alpha - 1) / alpha)
             - (math.log(delta) + math.log(alpha)) / (alpha - 1)

@@ -126,27 +126,36 @@ def encode_features(spec: ModelSpec, schema: DatasetSchema, frame: pd.DataFrame)
 
 
 def encode_target(
-    spec: ModelSpec, schema: DatasetSchema, frame: pd.DataFrame
+    spec: ModelSpec, schema: DatasetSchema, frame: pd.DataFrame, *, fill_missing: bool = False
 ) -> tuple[torch.Tensor, np.ndarray]:
-    """(targets, usable): the training targets and which rows have a usable target.
+    """(targets, usable): the targets and which rows have a usable target.
 
     cross_entropy: class indices (int64, see spec.target_classes); bce: 0/1 (float32);
     mse: the target scaled to [-1, 1] over the schema's range (float32, undo with
     `decode_regression`). A row whose target is missing (or not one of the schema's
-    categories) is unusable; only the usable entries are returned.
+    categories) is unusable and left out, unless `fill_missing` (training: no row is ever
+    dropped, so the work never depends on which rows are missing): then a missing target
+    takes the column's declared `fill`, an unknown or missing label its `fallback`.
     """
     column = schema.column(spec.target)
     series = frame[spec.target]
     if spec.task == "regression":
-        values = _scaled(_numbers(series, column), column)
+        numbers = _numbers(series, column)
+        if fill_missing:
+            numbers = np.where(np.isnan(numbers), _as_number(column.fill_value), numbers)
+        values = _scaled(numbers, column)
         usable = ~np.isnan(values)
         return torch.from_numpy(values[usable].astype(np.float32)), usable
     if column.kind == "boolean":
         flags = _booleans(series)
+        if fill_missing:
+            flags = np.where(np.isnan(flags), float(bool(column.fill_value)), flags)
         usable = ~np.isnan(flags)
         codes = flags[usable].astype(np.int64)
     else:
         all_codes = _category_codes(series, column)
+        if fill_missing:
+            all_codes = np.where(all_codes < 0, (column.categories or []).index(column.fallback_label), all_codes)
         usable = all_codes >= 0
         codes = all_codes[usable].astype(np.int64)
     if spec.loss == "bce":
@@ -165,6 +174,10 @@ def decode_regression(spec: ModelSpec, schema: DatasetSchema, outputs: torch.Ten
 def _encode_column(series: pd.Series, column: ColumnSchema) -> list[np.ndarray]:
     if column.kind == "categorical":
         codes = _category_codes(series, column)
+        # A label the schema does not declare is its declared fallback; a missing one stays
+        # all zeros (the encoding of "missing").
+        unknown = (codes < 0) & series.notna().to_numpy(dtype=bool)
+        codes = np.where(unknown, (column.categories or []).index(column.fallback_label), codes)
         onehot = np.zeros((len(series), len(column.categories or [])), dtype=np.float64)
         present = codes >= 0
         onehot[np.flatnonzero(present), codes[present]] = 1.0
@@ -185,6 +198,12 @@ def _numbers(series: pd.Series, column: ColumnSchema) -> np.ndarray:
         stamps = pd.to_datetime(series, utc=True)
         return (stamps - _EPOCH).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
     return series.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _as_number(value: object) -> float:
+    if isinstance(value, datetime):
+        return (pd.Timestamp(value) - _EPOCH).total_seconds()
+    return float(value)  # type: ignore[arg-type]
 
 
 def _booleans(series: pd.Series) -> np.ndarray:

@@ -38,6 +38,8 @@ from exchange.chain.deployment import deploy, deployment_file
 from exchange.chain.session import ChainSession, connect
 from exchange.client import CoveClient
 from exchange.connection import resolve_target
+from exchange.datasets import DatasetSchema, draft_schema, load_table
+from exchange.datasets.dp_count import DEFAULT_COUNT_NOISE
 from exchange.errors import AccountError, InputError
 from exchange.governance import ConsortiumBook, find_consortium
 from exchange.governance import deploy_consortium as deploy_governance
@@ -111,6 +113,14 @@ def _resolve_account(account: str | LocalAccount | None, chain_id: int, layout: 
     if password is None:
         password = getpass.getpass(f"Password for '{name}': ")
     return keystore.unlock(name, password), name
+
+
+def _declared_schema(schema: DatasetSchema | dict[str, Any] | str | Path) -> DatasetSchema:
+    if isinstance(schema, DatasetSchema):
+        return schema
+    if isinstance(schema, dict):
+        return DatasetSchema.declared(schema)
+    return DatasetSchema.load(Path(schema).expanduser())
 
 
 def _slug(name: str) -> str:
@@ -309,8 +319,10 @@ class Cove:
         data: str | Path | pd.DataFrame,
         name: str,
         *,
+        schema: DatasetSchema | dict[str, Any] | str | Path,
         budget: float,
         per_job_cap: float,
+        count_noise: float = DEFAULT_COUNT_NOISE,
         price: float = 0,
         free_cap: int | None = None,
         description: str = "",
@@ -326,15 +338,17 @@ class Cove:
         """Publishes a table (a CSV/Parquet path, or a DataFrame) as a dataset owned by this account.
 
         The rows stay on this machine (a DataFrame is first written to a private file under
-        the Cove home); only the schema, a schema-only mock and the commitment are published.
-        `price` is in test dollars per credit (0: free, with `free_cap` credits per address,
-        10 by default). `governed_by`: a consortium whose votes alone may change the policy.
+        the Cove home); what is published is the declared `schema` (a DatasetSchema, its JSON
+        form as a dict, or a schema file; `draft_schema(frame)` gives a starting point to edit),
+        a mock drawn from it, the hiding commitment and the row count plus discrete Gaussian
+        noise of σ `count_noise` (charged to the budget). `price` is in test dollars per credit
+        (0: free, with `free_cap` credits per address, 10 by default). `governed_by`: a
+        consortium whose votes alone may change the policy.
         """
+        declared = _declared_schema(schema)
         written: Path | None = None
         if isinstance(data, pd.DataFrame):
-            folder = self.home / "private"
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(folder, 0o700)
+            folder = self.client.home.private
             written = folder / f"{_slug(name)}-{uuid.uuid4().hex[:8]}.parquet"
             fd = os.open(written, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
@@ -359,8 +373,8 @@ class Cove:
             controller = find_consortium(self.client, ConsortiumBook(self.client.home.deployments), governed_by).timelock
         try:
             result = publish_dataset(
-                self.client, path, name=name, terms=terms, description=description, license=license,
-                tags=list(tags), runner=runner, controller=controller,
+                self.client, path, name=name, terms=terms, schema=declared, count_noise=count_noise,
+                description=description, license=license, tags=list(tags), runner=runner, controller=controller,
             )  # fmt: skip
         except BaseException:
             if written is not None:
@@ -369,6 +383,13 @@ class Cove:
         dataset = Dataset(self, result.dataset_id)
         dataset.published = result
         return dataset
+
+    def draft_schema(self, data: str | Path | pd.DataFrame) -> DatasetSchema:
+        """A draft schema read off a private table, for you to edit before publishing: its
+        ranges, labels and nullability describe the private rows, so publishing it unedited
+        would publish them (see `cove schema draft`)."""
+        frame = data if isinstance(data, pd.DataFrame) else load_table(Path(data).expanduser())
+        return draft_schema(frame)
 
     def datasets(self) -> pd.DataFrame:
         """Every published dataset: id, name, rows, columns, price, budget ε, per-job ε, owner, tags."""

@@ -247,20 +247,31 @@ class Dataset:
         """What training `spec` would cost, priced as the chain will charge it (nothing is sent).
 
         {"epsilon": the job's ε, "composed_epsilon": the dataset's ε after it,
-        "budget_remaining_after", "noise_multiplier", "sample_rate", "steps"};
-        PrivacyError or SpecError when the request would be refused.
+        "budget_remaining_after", "noise_multiplier", "sample_rate", "steps"}, and the same two
+        figures from a tight accountant ("tight_epsilon", "tight_composed_epsilon", with
+        "tight_accountant" and "tight_note"; None where it gives none): information only, the
+        ledger charges the RDP figures. PrivacyError or SpecError when the request would be refused.
         """
         from exchange.jobs import price_job
+        from exchange.ml.tight_accounting import NOT_ENFORCED, tight_or_reason
 
         spec = self.check(spec)
         quote = price_job(self._cove.client, self.id, spec)
+        params = quote.params
+        job = (params.noise_multiplier, params.sample_rate, params.steps)
+        alone, why = tight_or_reason([job], params.delta)
+        composed, _ = tight_or_reason([*ledger.charged_mechanisms(self._cove.client, self.id), job], params.delta)
         return {
             "epsilon": quote.epsilon / 10**6,
             "composed_epsilon": quote.composed / 10**6,
             "budget_remaining_after": max(0.0, self.budget - quote.composed / 10**6),
-            "noise_multiplier": quote.params.noise_multiplier,
-            "sample_rate": quote.params.sample_rate,
-            "steps": quote.params.steps,
+            "noise_multiplier": params.noise_multiplier,
+            "sample_rate": params.sample_rate,
+            "steps": params.steps,
+            "tight_epsilon": alone.epsilon if alone else None,
+            "tight_composed_epsilon": composed.epsilon if composed else None,
+            "tight_accountant": alone.source if alone else None,
+            "tight_note": NOT_ENFORCED if alone else why,
         }
 
     def train(self, spec: Any, *, deadline_hours: float = 24) -> Job:

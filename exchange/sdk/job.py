@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from exchange.errors import InputError
-from exchange.jobs import JobInfo, JobResult, JobTicket, fetch_result, job_events, job_info
+from exchange.jobs import JobInfo, JobResult, JobTicket, RequestedJob, fetch_result, job_events, job_info
+from exchange.ml.accounting import NOISE_SCALE, SAMPLE_RATE_SCALE
 from exchange.ml.spec import ModelSpec
 from exchange.provenance import Check, SignedProvenance, record_hash
 from exchange.sdk import display, ledger
@@ -74,10 +75,21 @@ class Provenance:
     def delta(self) -> float:
         return self.record.delta / 10**18
 
+    @property
+    def tight_epsilon(self) -> float | None:
+        """The job's ε from the tight (PLD) accountant, recomputed here from the record's DP
+        parameters; information only (the ledger charges `epsilon`). None where it gives none."""
+        from exchange.ml.tight_accounting import tight_or_reason
+
+        dp = self.record.dp
+        job = (dp.noise_multiplier / NOISE_SCALE, dp.sample_rate / SAMPLE_RATE_SCALE, dp.steps)
+        tight, _ = tight_or_reason([job], self.delta)
+        return None if tight is None else tight.epsilon
+
     def pairs(self) -> list[tuple[str, Any]]:
         r = self.record
         dp = r.dp
-        seconds = (r.finished_at - r.started_at).total_seconds()
+        tight = self.tight_epsilon
         return [
             ("job", r.job_id),
             ("dataset", r.dataset_id),
@@ -85,6 +97,7 @@ class Provenance:
             ("spec hash", r.spec_hash),
             ("runner (signer)", r.runner),
             ("ε spent", f"{r.epsilon / 10**6:g}"),
+            ("tight ε (PLD, not enforced)", "none" if tight is None else f"{tight:.4g}"),
             ("δ", f"{r.delta / 10**18:g}"),
             ("accountant", f"{r.accountant.upper()} over {len(r.rdp_orders)} orders"),
             ("noise multiplier σ", f"{dp.noise_multiplier / 10**6:g}"),
@@ -95,7 +108,7 @@ class Provenance:
             ("device", r.device),
             ("sandbox", r.sandbox),
             ("libraries", ", ".join(f"{k} {v}" for k, v in sorted(r.library_versions.items()))),
-            ("trained", f"{r.started_at:%Y-%m-%d %H:%M:%S} UTC, {seconds:.1f} s"),
+            ("public row count (sets q)", r.public_rows),
             ("weights hash (plaintext)", r.weights_hash),
             ("weights CID (encrypted)", r.weights_cid),
             ("record hash (on chain)", record_hash(r)),
@@ -201,7 +214,8 @@ class Job:
             from exchange.catalog import policy_of
 
             terms, _, _ = policy_of(self._cove.client, self.dataset_id)
-            self._epsilon = ledger.job_epsilon(self._requested()["rdpCurve"], float(terms.delta))
+            self._epsilon = ledger.job_epsilon(RequestedJob.from_index(job_events(self._cove.client, self.id)).honest_curve,
+                                               float(terms.delta))  # fmt: skip
         return self._epsilon
 
     @property

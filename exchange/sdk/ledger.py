@@ -1,9 +1,11 @@
 """Chain reads behind the SDK's job tables and budget plots (ComputeJobs' events and views).
 
-A job's privacy cost is fixed at request time: its RDP curve is in its `JobRequested`
-event. A job charges the dataset's ledger unless it failed (the runner refunds it and its
-curve leaves the ledger) or was refunded before any runner accepted it; a job refunded
-after it was accepted stays charged (only its runner can say it released nothing).
+Publishing charges the release of the row count (its noise σ is in `DatasetPublished`).
+A job's privacy cost is fixed at request time by its DP parameters (its `JobRequested`
+event). A job charges the dataset's ledger unless it failed before its runner read any row
+(the runner says so in `JobFailed`: a failure after reading keeps the charge) or was
+refunded before any runner accepted it; a job refunded after it was accepted stays charged
+(only its runner can say it released nothing).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 import pandas as pd
 
 from exchange.client import CoveClient
-from exchange.jobs import JobInfo, job_info
-from exchange.ml.accounting import compose, epsilon_fixed
+from exchange.jobs import JobInfo, RequestedJob, job_info
+from exchange.datasets.dp_count import COUNT_NOISE_SCALE
+from exchange.ml.accounting import NOISE_SCALE, SAMPLE_RATE_SCALE, compose, count_release_curve, epsilon_fixed
 from exchange.units import CREDIT, EPSILON_SCALE
 
 JOB_COLUMNS = ["job", "dataset", "status", "buyer", "runner", "epsilon", "deadline", "reason"]
@@ -37,10 +40,10 @@ def job_epsilon(curve: Any, delta: float) -> float:
     return epsilon_fixed(tuple(int(v) for v in curve), delta) / EPSILON_SCALE
 
 
-def charged(status: str, accepted: bool) -> bool:
+def charged(status: str, accepted: bool, charge_kept: bool = False) -> bool:
     """Whether a job's curve is on the dataset's ledger."""
     if status == "failed":
-        return False
+        return charge_kept
     if status == "refunded":
         return accepted
     return status in ("requested", "accepted", "completed")
@@ -59,7 +62,7 @@ def jobs_frame(client: CoveClient, infos: list[JobInfo], deltas: dict[int, float
             "status": info.status,
             "buyer": info.consumer,
             "runner": info.runner,
-            "epsilon": job_epsilon(row["request"]["rdpCurve"], delta) if row is not None and delta else None,
+            "epsilon": job_epsilon(RequestedJob.from_index(row).honest_curve, delta) if row is not None and delta else None,
             "deadline": datetime.fromtimestamp(info.deadline, UTC),
             "reason": row["reason"] if row is not None else None,
         })  # fmt: skip
@@ -71,25 +74,62 @@ def dataset_jobs(client: CoveClient, dataset_id: int) -> list[JobInfo]:
 
 
 def budget_history(client: CoveClient, dataset_id: int, delta: float) -> pd.DataFrame:
-    """The dataset's charged jobs in order, with each one's ε and the composed ε after it.
+    """The dataset's charges in order, with each one's ε and the composed ε after it: first
+    the release of its row count at publication (job None), then its charged jobs.
 
     Columns: job, status, epsilon, composed_epsilon. Composition is RDP: the curves add up
     order by order (`accounting.compose`) and ε is read off the sum at the policy's δ, as
     the on-chain ledger does.
     """
-    rows, curves = [], []
-    for row in _indexed_jobs(client, dataset_id):
-        if not charged(row["status"], row["runner"] is not None):
-            continue
-        curve = tuple(int(v) for v in row["request"]["rdpCurve"])
-        curves.append(curve)
-        rows.append({
-            "job": row["id"],
-            "status": row["status"],
-            "epsilon": epsilon_fixed(curve, delta) / EPSILON_SCALE,
-            "composed_epsilon": epsilon_fixed(compose(curves), delta) / EPSILON_SCALE,
-        })  # fmt: skip
-    return pd.DataFrame(rows, columns=["job", "status", "epsilon", "composed_epsilon"])
+    count_noise, jobs = _charges(client, dataset_id)
+    if count_noise is None:
+        return pd.DataFrame(columns=HISTORY_COLUMNS)
+    curves = [count_release_curve(count_noise)]
+    rows = [_history_row(None, "published", curves, delta)]
+    for status, job in jobs:
+        curves.append(job.honest_curve)
+        rows.append(_history_row(job.job_id, status, curves, delta))
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS).astype({"job": "Int64"})
+
+
+HISTORY_COLUMNS = ["job", "status", "epsilon", "composed_epsilon"]
+
+
+def _history_row(job: int | None, status: str, curves: list[tuple[int, ...]], delta: float) -> dict[str, Any]:
+    return {
+        "job": job,
+        "status": status,
+        "epsilon": epsilon_fixed(curves[-1], delta) / EPSILON_SCALE,
+        "composed_epsilon": epsilon_fixed(compose(curves), delta) / EPSILON_SCALE,
+    }
+
+
+def charged_mechanisms(client: CoveClient, dataset_id: int) -> list[tuple[float, float, int]]:
+    """(σ, q, steps) of every release on the dataset's ledger, for the tight accountant: the
+    row count's Gaussian (σ of the count, q 1, one step), then each charged job's DP-SGD."""
+    count_noise, jobs = _charges(client, dataset_id)
+    if count_noise is None:
+        return []
+    releases = [(count_noise / COUNT_NOISE_SCALE, 1.0, 1)]
+    for _, job in jobs:
+        noise, rate, steps, _, _ = job.dp
+        releases.append((noise / NOISE_SCALE, rate / SAMPLE_RATE_SCALE, steps))
+    return releases
+
+
+def _charges(client: CoveClient, dataset_id: int) -> tuple[int | None, list[tuple[str, RequestedJob]]]:
+    """The dataset's count noise (millionths; None for no such dataset) and its charged jobs,
+    in order, with their status."""
+    client.index.sync()
+    dataset = client.index.dataset(dataset_id)
+    if dataset is None:
+        return None, []
+    jobs = [
+        (row["status"], RequestedJob.from_index(row))
+        for row in client.index.jobs(dataset_ids=[dataset_id])
+        if charged(row["status"], row["runner"] is not None, bool(row["charge_kept"]))
+    ]
+    return int(dataset["count_noise"]), jobs
 
 
 def composed_epsilon(client: CoveClient, dataset_id: int) -> float:

@@ -28,30 +28,31 @@ def _axes(ax: Axes | None) -> Axes:
 def budget(
     history: pd.DataFrame, total: float, ax: Axes | None = None, *, title: str | None = None, show_sum: bool = True
 ) -> Axes:
-    """The composed ε after each charged job, as a step line, against the total budget.
+    """The composed ε after each charge, as a step line, against the total budget.
 
-    `history` has one row per charged job, in order, with columns `job`, `epsilon` (the
-    job's own ε) and `composed_epsilon` (the dataset's ε after it), as
-    `Dataset.budget_history()` gives. With `show_sum`, a dotted line shows what simply
-    adding each job's ε would have charged: the gap is what RDP composition saves.
+    `history` has one row per charge, in order, with columns `job` (None for the row count's
+    release at publication), `epsilon` (the charge's own ε) and `composed_epsilon` (the
+    dataset's ε after it), as `Dataset.budget_history()` gives. With `show_sum`, a dotted
+    line shows what simply adding each ε would have charged: the gap is what RDP
+    composition saves.
     """
     ax = _axes(ax)
-    jobs = [f"#{j}" for j in history["job"]]
-    x = list(range(len(jobs) + 1))
+    charges = ["row count" if pd.isna(j) else f"#{int(j)}" for j in history["job"]]
+    x = list(range(len(charges) + 1))
     composed = [0.0, *(float(v) for v in history["composed_epsilon"])]
-    # Each level holds from its job to the next; the last one runs half a step on.
-    ax.step([*x, len(jobs) + 0.5], [*composed, composed[-1]], where="post", color="tab:blue",
+    # Each level holds from its charge to the next; the last one runs half a step on.
+    ax.step([*x, len(charges) + 0.5], [*composed, composed[-1]], where="post", color="tab:blue",
             label="ε spent (RDP composition)")  # fmt: skip
-    if jobs:
+    if charges:
         ax.plot(x[1:], composed[1:], "o", color="tab:blue", label="_jobs")
-    if show_sum and len(jobs) > 1:
+    if show_sum and len(charges) > 1:
         summed = [0.0, *(float(v) for v in history["epsilon"].cumsum())]
-        ax.step([*x, len(jobs) + 0.5], [*summed, summed[-1]], where="post", linestyle=":", color="grey",
+        ax.step([*x, len(charges) + 0.5], [*summed, summed[-1]], where="post", linestyle=":", color="grey",
                 label="ε if simply added up")  # fmt: skip
     ax.axhline(float(total), linestyle="--", color="tab:red", label=f"budget ε {float(total):g}")
-    ax.set_xticks(x, ["start", *jobs])
-    ax.set_xlim(-0.25, len(jobs) + 0.5)
-    ax.set_xlabel("charged jobs, in order")
+    ax.set_xticks(x, ["start", *charges])
+    ax.set_xlim(-0.25, len(charges) + 0.5)
+    ax.set_xlabel("charges, in order")
     ax.set_ylabel("ε")
     ax.set_ylim(bottom=0, top=max(float(total), *composed) * 1.1)
     ax.set_title(title or "Privacy budget")

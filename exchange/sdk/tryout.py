@@ -32,7 +32,7 @@ def try_spec(spec: ModelSpec, schema: DatasetSchema, frame: pd.DataFrame, *, epo
     from exchange.ml.model import build_model, encode_features, encode_target
 
     spec.check_against(schema)
-    targets, usable = encode_target(spec, schema, frame)
+    targets, usable = encode_target(spec, schema, frame, fill_missing=True)
     if len(targets) == 0:
         raise SpecError(f"The mock sample has no row with a usable '{spec.target}' to try the spec on.")
     features = encode_features(spec, schema, frame)[torch.from_numpy(usable)]

@@ -26,7 +26,8 @@ from eth_account import Account
 from exchange.accounts import dev_account
 from exchange.chain.anvil import ChainInfo
 from exchange.chain.deployment import Deployment
-from conftest import CliResult, make_table
+from exchange.datasets.schema import ColumnSchema, DatasetSchema
+from conftest import PATIENTS_SCHEMA, CliResult, make_table, write_schema
 
 pytestmark = pytest.mark.chain
 
@@ -76,9 +77,12 @@ def dataset_count(client: Any) -> int:
     return int(client.cove.functions.datasetCount().call())
 
 
-def publish_args(path: Path, *extra: str) -> list[str]:
-    """A publish command line that is valid but for `path` and whatever `extra` overrides."""
-    base = ["publish", str(path), "--name", "Bad input", "--budget", "2", "--per-job-cap", "1"]
+def publish_args(path: Path, *extra: str, schema: DatasetSchema = PATIENTS_SCHEMA) -> list[str]:
+    """A publish command line that is valid but for `path` and whatever `extra` overrides;
+    the declared `schema` is written next to the file."""
+    schema_file = write_schema(path.parent / f"{path.name}.schema.json", schema)
+    base = ["publish", str(path), "--name", "Bad input", "--schema", str(schema_file), "--budget", "2",
+            "--per-job-cap", "1"]  # fmt: skip
     if not any(e.startswith("--price") or e == "--free-cap" for e in extra):
         base += ["--price", "1"]
     return [*base, *extra]
@@ -174,8 +178,10 @@ def test_publish_refuses_an_expiry_in_the_past(cove, client_for, cove_home: Path
 
 
 def test_publish_without_a_privacy_policy(cove, deployment: Deployment, dataset_csv: Path) -> None:  # type: ignore[no-untyped-def]
-    fails(cove("publish", str(dataset_csv), "--name", "P", "--per-job-cap", "1"), "pass --budget", code=2)
-    fails(cove("publish", str(dataset_csv), "--name", "P", "--budget", "1"), "pass --per-job-cap", code=2)
+    schema = str(write_schema(dataset_csv.parent / "schema.json"))
+    fails(cove("publish", str(dataset_csv), "--name", "P", "--schema", schema, "--per-job-cap", "1"), "pass --budget", code=2)
+    fails(cove("publish", str(dataset_csv), "--name", "P", "--schema", schema, "--budget", "1"), "pass --per-job-cap",
+          code=2)  # fmt: skip
 
 
 def test_publishing_the_same_data_twice_names_the_existing_dataset(
@@ -220,20 +226,29 @@ def test_error_messages_never_quote_private_cells(cove, client_for, cove_home: P
         # a quote that is never closed
         "quotes.csv": 'city,score\n"Zanzibar,918273\nQuixote,4455.5\n',
     }
+    # Declared without the secrets: the cities are not among the declared labels.
+    city = ColumnSchema(name="city", kind="categorical", nullable=False, categories=["Lyon", "Paris"])
+    score = ColumnSchema(name="score", kind="float", nullable=False, minimum=0, maximum=10**6)
+    day = ColumnSchema(name="day", kind="datetime", nullable=False, minimum="1990-01-01T00:00:00Z",
+                       maximum="2030-01-01T00:00:00Z")  # fmt: skip
+    city_score = DatasetSchema(columns=[city, score])
+    schemas = {"typo.csv": DatasetSchema(columns=[score]), "dates.csv": DatasetSchema(columns=[day])}
     outputs = []
     for name, text in files.items():
-        result = cove(*publish_args(write(folder / name, text)))
+        result = cove(*publish_args(write(folder / name, text), schema=schemas.get(name, city_score)))
         fails(result)
         outputs.append(result.stdout + result.stderr)
     bad = write(folder / "latin1.csv", "city,score\nZanzibar,918273\nQuix\xf6te,4455.5\n".encode("latin-1"))
-    result = cove(*publish_args(bad))
+    result = cove(*publish_args(bad, schema=city_score))
     fails(result, "is not valid UTF-8")
     outputs.append(result.stdout + result.stderr)
 
     # A duplicate is refused without quoting the data either.
     good = write(folder / "good.csv", "city,score\n" + "Zanzibar,918273\nQuixote,4455.5\n" * 6)
-    assert cove(*publish_args(good)).exit_code == 0
-    result = cove(*publish_args(good))
+    published = cove(*publish_args(good, schema=city_score))
+    assert published.exit_code == 0, published.stderr
+    outputs.append(published.stdout + published.stderr)
+    result = cove(*publish_args(good, schema=city_score))
     fails(result, "already published as dataset #1")
     outputs.append(result.stdout + result.stderr)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_table
+from conftest import make_table, write_schema
 from exchange.accounts import dev_account
 
 pytestmark = pytest.mark.chain
@@ -34,8 +34,9 @@ def test_three_member_consortium_raises_a_budget_by_vote(cove, tmp_path: Path) -
                     "--voting-period", "3600", "--timelock-delay", "600").exit_code == 0  # fmt: skip
         # Voting power counts from one second after it was delegated (at mint): let it pass.
         assert cove("chain", "mine", "--seconds", "1").exit_code == 0
-        published = cove("publish", str(data), "--name", "Registry", "--budget", "2", "--per-job-cap", "2",
-                         "--free-cap", "5", "--governed-by", "hospitals")  # fmt: skip
+        schema = str(write_schema(tmp_path / "registry.schema.json"))
+        published = cove("publish", str(data), "--name", "Registry", "--schema", schema, "--budget", "2.1",
+                         "--per-job-cap", "2", "--free-cap", "5", "--governed-by", "hospitals")  # fmt: skip
         assert published.exit_code == 0, published.stderr
         buyer = ("--account", "dev4")
         assert cove("buy", "1", "-n", "3", *buyer).exit_code == 0
@@ -44,7 +45,8 @@ def test_three_member_consortium_raises_a_budget_by_vote(cove, tmp_path: Path) -
         direct = cove("policy", "set", "1", "--budget", "8")
         assert direct.exit_code != 0 and "Only the policy controller" in direct.stderr
 
-        # Budget 2: one job of ε 2 fits, a second would compose to more.
+        # Budget 2.1: the row count's release (ε 0.18 alone, 0.01 more once composed) and one job
+        # of ε 2 fit; a second job would compose to 2.7.
         assert cove("train", "--dataset", "1", "--spec", str(spec), *buyer).exit_code == 0
         refused = cove("train", "--dataset", "1", "--spec", str(spec), *buyer)
         assert refused.exit_code != 0 and "not enough privacy budget" in refused.stderr

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from torch import nn
 
-from conftest import CliResult
+from conftest import CliResult, write_schema
 from exchange.accounts import dev_account
 from exchange.ml.weights import load_model_file
 
@@ -45,7 +45,8 @@ def published(deployment, cove, tmp_path: Path) -> Path:  # type: ignore[no-unty
         "diagnosis": np.where(smoker ^ (rng.random(600) < 0.1), "malignant", "benign"),
     })  # fmt: skip
     frame.to_csv(tmp_path / "patients.csv", index=False)
-    done = cove("publish", str(tmp_path / "patients.csv"), "--name", "Patients", "--budget", "10",
+    schema = str(write_schema(tmp_path / "patients.schema.json"))
+    done = cove("publish", str(tmp_path / "patients.csv"), "--name", "Patients", "--schema", schema, "--budget", "10",
                 "--per-job-cap", "4", "--free-cap", "5", "--json")  # fmt: skip
     assert done.exit_code == 0, done.stderr
     assert done.json()["dataset_id"] == 1
@@ -68,6 +69,10 @@ def test_train_run_list_fetch_and_verify(cove, published: Path) -> None:  # type
     ticket = asked.json()
     assert (ticket["job_id"], ticket["dataset_id"], ticket["status"]) == (1, 1, None)
     assert 1.99 < ticket["epsilon"] <= 2.0  # the target ε, reached on the chain's grid
+    # The tight accountant's figures, shown beside the ledger's and never enforced: below them.
+    tight = ticket["tight"]
+    assert tight["note"].startswith("not enforced") and tight["accountant"].startswith("PLD accountant")
+    assert 0 < tight["epsilon"] < ticket["epsilon"] and tight["epsilon"] <= tight["composed_epsilon"] < ticket["composed_epsilon"]
 
     listed = cove("jobs", "-a", "dev1", "--json")
     assert [(j["job_id"], j["status"]) for j in listed.json()] == [(1, "requested")]

@@ -11,7 +11,7 @@ from exchange.accounts import dev_account
 pytestmark = pytest.mark.chain
 
 
-def test_publish_list_show_buy_balance(cove, dataset_csv: Path) -> None:  # type: ignore[no-untyped-def]
+def test_publish_list_show_buy_balance(cove, dataset_csv: Path, schema_json: Path) -> None:  # type: ignore[no-untyped-def]
     assert cove("chain", "up").exit_code == 0
     try:
         deployed = cove("deploy", "--json")
@@ -19,7 +19,7 @@ def test_publish_list_show_buy_balance(cove, dataset_csv: Path) -> None:  # type
         token = deployed.json()["payment_token"]
 
         published = cove(
-            "publish", str(dataset_csv), "--name", "Patients", "--description", "synthetic cohort",
+            "publish", str(dataset_csv), "--name", "Patients", "--schema", str(schema_json), "--description", "synthetic cohort",
             "--tag", "health", "--price", "2.5", "--budget", "8", "--per-job-cap", "2", "--json",
         )  # fmt: skip
         assert published.exit_code == 0, published.stderr
@@ -29,11 +29,15 @@ def test_publish_list_show_buy_balance(cove, dataset_csv: Path) -> None:  # type
         listing = cove("datasets", "--json")
         assert listing.exit_code == 0, listing.stderr
         [row] = listing.json()
-        assert (row["id"], row["name"], row["rows"], row["price"], row["currency"]) == (1, "Patients", 120, 2.5, "tUSD")
+        assert (row["id"], row["name"], row["price"], row["currency"]) == (1, "Patients", 2.5, "tUSD")
+        # The public row count is the true 120 plus discrete Gaussian noise of σ 20.
+        assert row["rows"] == published.json()["rows"] and abs(row["rows"] - 120) <= 6 * 20
 
         shown = cove("dataset", "show", "1", "--json").json()
         assert shown["owner"] == dev_account(0).address
         assert shown["metadata"]["privacy_unit"] == "row"
+        assert shown["metadata"]["row_count"] == {"mechanism": "discrete-gaussian", "sensitivity": 1, "sigma": 20.0}
+        assert shown["metadata"]["schema_origin"] == "declared"
         mock = shown["metadata"]["mock"]
         assert len(mock) == 20 and set(mock[0]) == {"age", "bmi", "smoker", "diagnosis"}
 
@@ -59,12 +63,12 @@ def test_publish_list_show_buy_balance(cove, dataset_csv: Path) -> None:  # type
         assert cove("chain", "down").exit_code == 0
 
 
-def test_chain_state_survives_down_and_up(cove, dataset_csv: Path) -> None:  # type: ignore[no-untyped-def]
+def test_chain_state_survives_down_and_up(cove, dataset_csv: Path, schema_json: Path) -> None:  # type: ignore[no-untyped-def]
     cove("chain", "up")
     try:
         assert cove("deploy").exit_code == 0
-        assert cove("publish", str(dataset_csv), "--name", "P", "--budget", "1", "--per-job-cap", "1",
-                    "--free-cap", "3").exit_code == 0  # fmt: skip
+        assert cove("publish", str(dataset_csv), "--name", "P", "--schema", str(schema_json), "--budget", "1",
+                    "--per-job-cap", "1", "--free-cap", "3").exit_code == 0  # fmt: skip
     finally:
         cove("chain", "down")
     cove("chain", "up")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from exchange.chain.anvil import LocalChain, free_loopback_port
 from exchange.errors import ContentUnavailable
 from exchange.paths import HomeLayout
 from exchange.storage import compute_cid
-from conftest import make_table
+from conftest import make_table, write_schema
 
 pytestmark = pytest.mark.chain
 
@@ -46,13 +47,13 @@ def cove_cli(home: Path, *args: str, rpc: str, hub: str | None = None) -> Any:
 class RunnerProcess:
     """`cove runner start --listen` in its own process and home."""
 
-    def __init__(self, home: Path, rpc: str, hub: str, port: int, data: Path):
+    def __init__(self, home: Path, rpc: str, hub: str, port: int, data: Path, key: Path):
         self.url = f"http://127.0.0.1:{port}"
         self.log = home.parent / f"{home.name}.log"
         command = [
             sys.executable, "-m", "exchange.cli", "runner", "start", "--home", str(home), "--rpc", rpc,
             "--hub", hub, "--account", "dev5", "--listen", f"127.0.0.1:{port}", "--public-url", self.url,
-            "--data", str(data), "--interval", "0.3",
+            "--data", str(data), "--commitment-key", str(key), "--interval", "0.3",
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("COVE_")}
         with self.log.open("ab") as sink:
@@ -104,25 +105,29 @@ def test_hospital_runner_and_scientist_trade_through_the_chain_and_the_endpoint(
     private_dir.mkdir()
     private = private_dir / "patients.csv"
     make_table(rows=600, seed=7).to_csv(private, index=False)
+    schema = write_schema(private_dir / "patients.schema.json")  # declared from public knowledge
+    key = private_dir / "commitment.key"  # the hospital's commitment key, on its premises
 
-    # The hospital's runner: its own process and home, pointed at the private file.
+    # The hospital's runner: its own process and home, pointed at the private file and key.
     port = free_loopback_port()
-    runner = RunnerProcess(machines.home("runner"), rpc, hub, port, private)
+    runner = RunnerProcess(machines.home("runner"), rpc, hub, port, private, key)
     try:
         # The data scientist: the SDK in this process, a home of its own.
         scientist = Cove(rpc=rpc, hub=hub, account="dev1", home=machines.home("scientist"))
         runner.wait_until_announced(scientist)
 
         published = cove_cli(
-            hospital, "publish", str(private), "--name", "Patients", "--price", "2", "--budget", "6",
-            "--per-job-cap", "3", "--runner", RUNNER, "--tag", "health", rpc=rpc, hub=hub,
+            hospital, "publish", str(private), "--name", "Patients", "--schema", str(schema), "--price", "2",
+            "--budget", "6", "--per-job-cap", "3", "--runner", RUNNER, "--tag", "health", rpc=rpc, hub=hub,
         )  # fmt: skip
         dataset_id = published["dataset_id"]
         assert published["endpoint"] == runner.url
+        # The first publication created the hospital's key; it hands its runner a copy.
+        shutil.copy2(HomeLayout(hospital).commitment_key, key)
 
         # Browse: the listing, the schema and the mock come from the chain and the endpoint.
         listing = scientist.datasets()
-        assert listing["name"].tolist() == ["Patients"] and listing["rows"].tolist() == [600]
+        assert listing["name"].tolist() == ["Patients"] and listing["rows"].tolist() == [published["rows"]]
         dataset = scientist.dataset(dataset_id)
         assert dataset.schema["column"].tolist() == ["age", "bmi", "smoker", "diagnosis"]
         assert len(dataset.mock()) == 20 and dataset.runner == RUNNER
@@ -153,7 +158,7 @@ def test_hospital_runner_and_scientist_trade_through_the_chain_and_the_endpoint(
             laptop.job(job.id).model()
         assert f"{runner.url} did not answer" in str(down.value) and "try again later" in str(down.value)
         assert laptop.job(job.id).status == "completed"
-        runner = RunnerProcess(machines.home("runner"), rpc, hub, port, private)
+        runner = RunnerProcess(machines.home("runner"), rpc, hub, port, private, key)
         runner.wait_until_announced(laptop)  # already on-chain: it answers again
         _wait_for_http(runner.url)
         assert laptop.job(job.id).verify().passed  # served across the runner's restart
@@ -167,7 +172,8 @@ def test_hospital_runner_and_scientist_trade_through_the_chain_and_the_endpoint(
         registry_file = private_dir / "registry.csv"
         make_table(rows=400, seed=8).to_csv(registry_file, index=False)
         governed = cove_cli(
-            hospital, "publish", str(registry_file), "--name", "Registry", "--budget", "2", "--per-job-cap", "2",
+            hospital, "publish", str(registry_file), "--name", "Registry", "--schema", str(schema), "--budget", "2",
+            "--per-job-cap", "2",
             "--free-cap", "5", "--runner", RUNNER, "--governed-by", governor, rpc=rpc, hub=hub,
         )  # fmt: skip
         members = {i: machines.home("members") / f"member-{i}" for i in (2, 3, 4)}

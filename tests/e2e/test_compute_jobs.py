@@ -28,6 +28,7 @@ from exchange.accounts import dev_account
 from exchange.catalog import dataset_view
 from exchange.client import CoveClient
 from exchange.crypto import public_key_of
+from exchange.datasets.dp_count import DEFAULT_COUNT_NOISE, count_noise_micro
 from exchange.datasets.schema import DatasetSchema
 from exchange.errors import (
     ContentUnavailable,
@@ -39,7 +40,7 @@ from exchange.errors import (
 )
 from exchange.jobs import fetch_result, job_events, job_info, request_job, requested_job, verify
 from exchange.market import ZERO_ADDRESS, buy_credits
-from exchange.ml.accounting import ORDERS, DpParams, compose, epsilon_fixed
+from exchange.ml.accounting import ORDERS, DpParams, compose, count_release_curve, epsilon_fixed
 from exchange.ml.model import build_model, encode_features, encode_target, validate_module
 from exchange.ml.spec import ModelSpec
 from exchange.ml.weights import load_model_file, load_weights, model_file_bytes
@@ -49,6 +50,7 @@ from exchange.provenance import SignedProvenance, sign
 from exchange.publish import publish_dataset
 from exchange.storage import Cid, LocalDirectoryStore
 from exchange.units import CREDIT
+from conftest import PATIENTS_SCHEMA
 
 pytestmark = pytest.mark.chain
 
@@ -105,7 +107,7 @@ def make_spec(**changes: Any) -> ModelSpec:
 def publish(owner: CoveClient, folder: Path, name: str, *, rows: int, seed: int, **terms: Any) -> int:
     path = folder / f"{name}.csv"
     signal_table(rows, seed).to_csv(path, index=False)
-    return publish_dataset(owner, path, name=name, terms=parse_terms(**terms)).dataset_id
+    return publish_dataset(owner, path, name=name, terms=parse_terms(**terms), schema=PATIENTS_SCHEMA).dataset_id
 
 
 def credits(client: CoveClient, dataset_id: int, holder: str | None = None) -> int:
@@ -185,12 +187,15 @@ def test_two_jobs_are_trained_verified_and_composed_and_a_third_is_refused_on_ch
 ) -> None:  # type: ignore[no-untyped-def]
     owner, buyer = client_for(0), client_for(1)
     first, second = make_spec(epochs=3, epsilon=2.0), make_spec(epochs=2, epsilon=1.5, hidden=8)
-    rows = 1000
-    # Pick the budget from the jobs' public DP parameters: two jobs fit, a third does not.
+    dataset_id = publish(owner, tmp_path, "cohort", rows=1000, seed=1, budget="2.8", per_job_cap="2.5", free_cap=5)
+    # The jobs' DP parameters follow from the public (noisy) row count; the ledger opened with
+    # the count's release. Two jobs fit the budget, a third does not.
+    rows = dataset_view(owner, dataset_id).rows
+    publication = count_release_curve(count_noise_micro(DEFAULT_COUNT_NOISE))
+    assert ledger(owner, dataset_id) == publication
     curves = [DpParams.for_spec(s, rows).curve_fixed() for s in (first, second, first)]
-    two, three = (epsilon_fixed(compose(curves[:n]), DELTA) for n in (2, 3))
+    two, three = (epsilon_fixed(compose([publication, *curves[:n]]), DELTA) for n in (2, 3))
     assert two <= 2_800_000 < three and epsilon_fixed(curves[2], DELTA) <= 2_500_000
-    dataset_id = publish(owner, tmp_path, "cohort", rows=rows, seed=1, budget="2.8", per_job_cap="2.5", free_cap=5)
     buy_credits(buyer, dataset_id, 3)
 
     tickets = [request_job(buyer, dataset_id, spec) for spec in (first, second)]
@@ -232,12 +237,13 @@ def test_two_jobs_are_trained_verified_and_composed_and_a_third_is_refused_on_ch
     # 1e-9 and reports ε rounded up to 1e-6, so it may only sit above, by under 1e-6.
     accountant = RDPAccountant()
     accountant.history = [(r.dp.noise_multiplier / 1e6, r.dp.sample_rate / 1e9, r.dp.steps) for r in records]
+    accountant.history.append((DEFAULT_COUNT_NOISE, 1.0, 1))  # the count: one Gaussian release, q = 1
     expected = accountant.get_epsilon(delta=DELTA, alphas=list(ORDERS))
     onchain = buyer.session.call(buyer.jobs.functions.composedEpsilon(dataset_id))
     assert onchain == two
     assert abs(onchain / 1e6 - expected) <= 1e-6
     assert onchain / 1e6 >= expected - 1e-12
-    assert ledger(buyer, dataset_id) == tuple(sum(c) for c in zip(*(r.rdp_curve for r in records), strict=True))
+    assert ledger(buyer, dataset_id) == compose([publication, *(r.rdp_curve for r in records)])
 
     # A third job would exceed the budget: the SDK refuses it before any transaction ...
     before = (job_count(buyer), credits(buyer, dataset_id), ledger(buyer, dataset_id))
@@ -262,7 +268,7 @@ def test_bad_specs_and_forced_requests_are_refused_before_anything_is_spent(
                          max_epochs=5, free_cap=5)  # fmt: skip
     buy_credits(buyer, dataset_id, 3)
     empty = ledger(owner, dataset_id)
-    assert empty == (0,) * len(ORDERS)
+    assert empty == count_release_curve(count_noise_micro(DEFAULT_COUNT_NOISE))  # the row count's release only
 
     def nothing_spent() -> None:
         assert job_count(owner) == 0

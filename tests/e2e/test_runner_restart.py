@@ -2,7 +2,9 @@
 
 (a) killed while training (a real `cove runner start` process, SIGKILLed while its sandbox
     trains; and the same in-process, interrupted inside `_train`): on restart the job is
-    failed on-chain, the credit refunded, the ledger released, and it is never trained again;
+    failed on-chain and the credit refunded, but the ledger keeps the charge (private rows
+    were read: a failure is a release), and it is never trained again; killed after claiming
+    but before training started, the charge is released;
 (b) killed after training but before `complete` was sent: the restart completes it from
     the outputs kept on disk and the buyer's fetch verifies;
 (c) as (b), but the buyer took the job back after its deadline meanwhile: the restart
@@ -38,6 +40,7 @@ from exchange.policy import parse_terms
 from exchange.publish import publish_dataset
 from exchange.storage import Cid
 from exchange.units import CREDIT
+from conftest import PATIENTS_SCHEMA
 
 pytestmark = pytest.mark.chain
 
@@ -71,7 +74,7 @@ def setup_job(client_for, folder: Path, *, deadline_seconds: int = 24 * 3600):  
     path = folder / "patients.csv"
     table().to_csv(path, index=False)
     terms = parse_terms(budget="20", per_job_cap="4", free_cap=5)
-    dataset_id = publish_dataset(owner, path, name="patients", terms=terms).dataset_id
+    dataset_id = publish_dataset(owner, path, name="patients", terms=terms, schema=PATIENTS_SCHEMA).dataset_id
     buy_credits(buyer, dataset_id, 1)
     before = ledger(owner)
     job_id = request_job(buyer, dataset_id, SPEC, deadline_seconds=deadline_seconds).job_id
@@ -89,7 +92,7 @@ def ledger(client: CoveClient, dataset_id: int = 1) -> tuple[int, ...]:
 
 
 def job_curve(client: CoveClient, job_id: int) -> tuple[int, ...]:
-    return requested_job(client, job_id).rdp_curve
+    return requested_job(client, job_id).honest_curve  # what the honest SDK charged
 
 
 def count_trainings(runner: Runner) -> list[int]:
@@ -115,13 +118,17 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def assert_failed_and_released(owner: CoveClient, buyer: CoveClient, job_id: int, before: tuple[int, ...]) -> None:
+def assert_failed(owner: CoveClient, buyer: CoveClient, job_id: int, ledger_after: tuple[int, ...], reason: str) -> None:
+    """The job failed on-chain with `reason`, its credit refunded, the ledger at `ledger_after`."""
     assert job_info(buyer, job_id).status == "failed"
-    reason = job_events(buyer, job_id)["reason"]
-    assert reason == "The runner restarted before training finished; nothing was released."
+    assert job_events(buyer, job_id)["reason"] == reason
     assert job_events(buyer, job_id)["completion"] is None
     assert credits(buyer) == 1  # refunded
-    assert ledger(owner) == before  # released
+    assert ledger(owner) == ledger_after
+
+
+READ_ROWS = "The runner restarted while training; the privacy charge stays, as private rows had been read."
+READ_NOTHING = "The runner restarted before training started; nothing was read or released."
 
 
 # --------------------------------------------------------------------------- (a)
@@ -165,26 +172,29 @@ def test_a_runner_process_killed_while_training_fails_the_job_on_restart(
     assert job_info(owner, job_id).status == "accepted"  # claimed, never completed
 
     restarted = Runner(owner, LIMITS)  # the same state file as the killed process
-    assert restarted.state.get(job_id).stage is Stage.ACCEPTED  # type: ignore[union-attr]
+    assert restarted.state.get(job_id).stage is Stage.TRAINING  # type: ignore[union-attr]
     trained = count_trainings(restarted)
     restarted.recover()
     assert restarted.state.get(job_id).stage is Stage.FAILED  # type: ignore[union-attr]
-    assert_failed_and_released(owner, buyer, job_id, before)
+    assert_failed(owner, buyer, job_id, compose([before, job_curve(buyer, job_id)]), READ_ROWS)
     assert restarted.poll() == [] and trained == []  # never trained twice
     assert not (restarted.outputs / str(job_id)).exists()
 
 
-def test_a_runner_interrupted_inside_training_fails_the_job_on_restart(
-    client_for, tmp_path: Path
+@pytest.mark.parametrize(
+    ("step", "stage", "rows_read"), [("_train", Stage.TRAINING, True), ("_check", Stage.ACCEPTED, False)]
+)
+def test_a_runner_interrupted_after_claiming_fails_the_job_on_restart(
+    client_for, tmp_path: Path, step: str, stage: Stage, rows_read: bool
 ) -> None:  # type: ignore[no-untyped-def]
     owner, buyer, job_id, before = setup_job(client_for, tmp_path)
     runner = Runner(owner, LIMITS)
 
-    def interrupted(job: Any, order: Any) -> Any:
-        assert runner.state.get(job_id).stage is Stage.ACCEPTED  # type: ignore[union-attr]
+    def interrupted(*_: Any) -> Any:
+        assert runner.state.get(job_id).stage is stage  # type: ignore[union-attr]
         raise Killed
 
-    runner._train = interrupted  # type: ignore[method-assign]
+    setattr(runner, step, interrupted)
     with pytest.raises(Killed):
         runner.poll()
     assert job_info(owner, job_id).status == "accepted"
@@ -192,13 +202,15 @@ def test_a_runner_interrupted_inside_training_fails_the_job_on_restart(
     restarted = Runner(owner, LIMITS)
     trained = count_trainings(restarted)
     restarted.recover()
-    assert_failed_and_released(owner, buyer, job_id, before)
+    # Inside training the rows were read: the charge stays. Before it, it is released.
+    kept = compose([before, job_curve(buyer, job_id)]) if rows_read else before
+    assert_failed(owner, buyer, job_id, kept, READ_ROWS if rows_read else READ_NOTHING)
     restarted.recover()  # settling again changes nothing
     assert restarted.poll() == [] and trained == []
     assert restarted.state.get(job_id).stage is Stage.FAILED  # type: ignore[union-attr]
 
 
-# --------------------------------------------------------------------------- (b), (c)
+# --------------------------------------------------------------------------- (b)
 
 
 def crash_before_complete(runner: Runner) -> None:

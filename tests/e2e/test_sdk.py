@@ -20,6 +20,7 @@ import pytest
 matplotlib.use("Agg")
 
 from exchange import Cove, Spec  # noqa: E402
+from conftest import PATIENTS_SCHEMA  # noqa: E402
 from exchange.chain.anvil import rpc_answers  # noqa: E402
 from exchange.errors import CoveError, InputError, PrivacyError, SpecError  # noqa: E402
 from exchange.sdk import Dataset, Job, JobFailed, ipython  # noqa: E402
@@ -57,11 +58,13 @@ def test_a_notebook_story_from_publish_to_a_verified_model() -> None:
         home, rpc_url = owner.home, owner.rpc_url
         assert owner.address == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # dev0
         frame = signal_table(600, seed=11)
-        published = owner.publish(frame, "Patients", budget=2, per_job_cap=2, price=2.5,
+        published = owner.publish(frame, "Patients", schema=PATIENTS_SCHEMA, budget=2, per_job_cap=2, price=2.5,
                                   description="600 patients", tags=["health"])  # fmt: skip
-        assert isinstance(published, Dataset) and published.rows == 600 and published.name == "Patients"
-        private = list((home / "private").iterdir())
-        assert len(private) == 1 and private[0].stat().st_mode & 0o077 == 0  # the owner's eyes only
+        assert isinstance(published, Dataset) and published.name == "Patients"
+        assert abs(published.rows - 600) <= 6 * 20  # the count plus discrete Gaussian noise of σ 20
+        private = sorted(p.name for p in (home / "private").iterdir())
+        assert len(private) == 2 and "commitment.key" in private  # the table and the commitment key
+        assert all((home / "private" / name).stat().st_mode & 0o077 == 0 for name in private)  # the owner's eyes only
         assert owner.datasets()["name"].tolist() == ["Patients"]
         runner = owner.start_runner()
         assert owner.start_runner() is runner and runner.running
@@ -76,7 +79,10 @@ def test_a_notebook_story_from_publish_to_a_verified_model() -> None:
         assert schema["column"].tolist() == ["age", "bmi", "smoker", "diagnosis"]
         assert schema.set_index("column").loc["diagnosis", "categories"] == ["benign", "malignant"]
         assert list(dataset.mock().columns) == schema["column"].tolist() and len(dataset.mock()) == 20
-        assert dataset.price == 2.5 and dataset.credits == 0 and dataset.budget_remaining == 2.0
+        # Publishing spent a little of the budget: the row count's release.
+        publication = dataset.epsilon_spent
+        assert 0.1 < publication < 0.3 and dataset.budget_remaining == pytest.approx(2.0 - publication)
+        assert dataset.price == 2.5 and dataset.credits == 0
         assert "<table" in dataset._repr_html_() and "Patients" in dataset._repr_html_()
         assert "budget ε 2" in dataset.policy.summary()
 
@@ -100,7 +106,10 @@ def test_a_notebook_story_from_publish_to_a_verified_model() -> None:
                                 learning_rate=0.05) == spec  # fmt: skip
         tried = dataset.try_spec(spec)
         assert tried["ran"] is True and tried["rows"] == 20
-        assert dataset.cost(spec)["epsilon"] == pytest.approx(1.0, abs=1e-6)
+        cost = dataset.cost(spec)
+        assert cost["epsilon"] == pytest.approx(1.0, abs=1e-6)
+        assert 0 < cost["tight_epsilon"] < cost["epsilon"] and cost["tight_composed_epsilon"] < cost["composed_epsilon"]
+        assert cost["tight_note"].startswith("not enforced")
 
         # A job the runner fails: the owner tightens the policy before the runner sees it.
         owner.stop_runner()
@@ -113,7 +122,7 @@ def test_a_notebook_story_from_publish_to_a_verified_model() -> None:
         message = readable(failed.value)
         assert message.startswith(f"Job #{doomed.id} failed") and "at most 2 epochs" in message
         assert failed.value.reason == doomed.fail_reason and doomed.status == "failed"
-        assert dataset.credits == 3 and dataset.budget_remaining == 2.0  # refunded, ε released
+        assert dataset.credits == 3 and dataset.epsilon_spent == publication  # refunded, ε released (nothing read)
         with pytest.raises(SpecError, match="allows at most 2"):
             dataset.train(spec)  # the new policy is checked before sending
         published.set_policy(max_epochs=20)
@@ -131,16 +140,17 @@ def test_a_notebook_story_from_publish_to_a_verified_model() -> None:
         scores = job.evaluate(held_out)
         assert scores["rows"] == 400 and scores["accuracy"] > scores["majority"] + 0.1, scores
         assert job.epsilon == pytest.approx(1.0, abs=1e-6)
-        assert dataset.epsilon_spent == pytest.approx(job.epsilon, abs=1e-6)
-        assert dataset.budget_remaining == pytest.approx(2.0 - job.epsilon, abs=1e-6)
+        # RDP composition: the count and the job together cost far less than their sum.
+        assert job.epsilon < dataset.epsilon_spent < job.epsilon + publication / 2
+        assert dataset.budget_remaining == pytest.approx(2.0 - dataset.epsilon_spent, abs=1e-6)
 
-        # The budget: the failed job is not charged, the completed one is.
+        # The budget: the row count, then the completed job; the failed job is not charged.
         history = dataset.budget_history()
-        assert history["job"].tolist() == [job.id]
-        assert history["composed_epsilon"].tolist() == pytest.approx([dataset.epsilon_spent], abs=1e-6)
+        assert history["job"].tolist() == [pd.NA, job.id] and history["status"].tolist() == ["published", "completed"]
+        assert history["composed_epsilon"].tolist() == pytest.approx([publication, dataset.epsilon_spent], abs=1e-6)
         ax = dataset.plot_budget()
         steps = [ln for ln in ax.get_lines() if ln.get_label().startswith("ε spent")][0]
-        assert list(steps.get_ydata()) == pytest.approx([0.0, job.epsilon, job.epsilon], abs=1e-6)
+        assert list(steps.get_ydata()) == pytest.approx([0.0, publication, dataset.epsilon_spent, dataset.epsilon_spent], abs=1e-6)
         jobs = scientist.jobs()
         assert jobs["status"].tolist() == ["failed", "completed"]
         assert "at most 2 epochs" in jobs["reason"].iloc[0] and jobs["epsilon"].iloc[1] == pytest.approx(1.0)
@@ -163,7 +173,7 @@ def test_a_notebook_story_from_publish_to_a_verified_model() -> None:
         again = Cove.connect(home=home, account="dev1")
         assert again.dataset(published.id).credits == 2 and again.job(job.id).status == "completed"
         again.close()  # connected, not started: the chain stays up
-        assert owner.dataset(published.id).rows == 600
+        assert owner.dataset(published.id).rows == published.rows
 
     assert not rpc_answers(rpc_url)  # the chain stopped with the Cove that started it
     assert not home.exists() and not scientist.home.exists()  # the temporary homes went with it

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_table
+from conftest import PATIENTS_SCHEMA, make_table
 from exchange.accounts import dev_account
 from exchange.chain.anvil import LocalChain
 from exchange.chain.deployment import deploy
@@ -24,7 +24,7 @@ FREE = parse_terms(budget="4", per_job_cap="1", free_cap=2)
 def _publish(client: CoveClient, tmp_path: Path, seed: int) -> int:
     path = tmp_path / f"{seed}.csv"
     make_table(seed=seed).to_csv(path, index=False)
-    return publish_dataset(client, path, name=f"set {seed}", terms=FREE).dataset_id
+    return publish_dataset(client, path, name=f"set {seed}", terms=FREE, schema=PATIENTS_SCHEMA).dataset_id
 
 
 def test_sync_resumes_and_tracks_changes(client_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -65,9 +65,9 @@ def test_index_starts_over_when_the_chain_was_reset(cove_home: Path, tmp_path: P
     try:
         deploy(layout.deployments, ChainSession(connect(info.rpc_url), dev_account(0)))
         client = CoveClient.open(info.rpc_url, dev_account(0), cove_home)
-        _publish(client, tmp_path, 3)
+        third = _publish(client, tmp_path, 3)
         client.index.sync()
-        assert [d["rows"] for d in client.index.datasets()] == [120]
+        assert [d["id"] for d in client.index.datasets()] == [third]
         assert len(client.index.datasets()) == 1
     finally:
         chain.down()

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from compute_to_data.node.gateway import GatewayServer, MemoryBlockSource, build_app, gateway_routes
 from compute_to_data.node.service import Listen, OwnerNode
-from conftest import make_table
+from conftest import PATIENTS_SCHEMA, make_table
 from exchange.accounts import dev_account
 from exchange.catalog import dataset_view
 from exchange.chain.anvil import ChainInfo
@@ -60,7 +60,8 @@ def publish(owner: CoveClient, folder: Path, name: str, **terms: str) -> tuple[i
     path = folder / f"{name}.csv"
     make_table(seed=len(name)).to_csv(path, index=False)
     terms = {"price": "0", "free_cap": "3", "budget": "4", "per_job_cap": "2", **terms}
-    result = publish_dataset(owner, path, name=name, terms=parse_terms(**terms), runner=dev_account(RUNNER).address)
+    result = publish_dataset(owner, path, name=name, terms=parse_terms(**terms), schema=PATIENTS_SCHEMA,
+                             runner=dev_account(RUNNER).address)
     return result.dataset_id, path
 
 

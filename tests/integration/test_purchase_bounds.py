@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from eth_account.messages import encode_typed_data
 
-from conftest import make_table
+from conftest import PATIENTS_SCHEMA, make_table
 from exchange import market
 from exchange.catalog import policy_of
 from exchange.client import CoveClient
@@ -37,7 +37,7 @@ def publish_priced(owner: CoveClient, folder: Path, token: str, price: str) -> i
     path = folder / "patients.csv"
     make_table(seed=3).to_csv(path, index=False)
     terms = parse_terms(price=price, payment_token=token, budget="4", per_job_cap="2")
-    return publish_dataset(owner, path, name="patients", terms=terms).dataset_id
+    return publish_dataset(owner, path, name="patients", terms=terms, schema=PATIENTS_SCHEMA).dataset_id
 
 
 def switch_token(owner: CoveClient, dataset_id: int, token: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 import warnings
 
 import pytest
@@ -17,6 +18,7 @@ from exchange.ml.accounting import (
     DpParams,
     DpParamsOnchain,
     compose,
+    count_release_curve,
     curve_matches,
     epsilon,
     epsilon_fixed,
@@ -30,6 +32,9 @@ from exchange.ml.accounting import (
 )
 from exchange.ml.spec import ModelSpec
 from exchange.errors import PrivacyError, SpecError
+from exchange.units import RDP_SATURATED
+
+N = len(ORDERS)
 
 
 def opacus_epsilon(noise: float, q: float, steps: int, delta: float) -> float:
@@ -41,7 +46,8 @@ def opacus_epsilon(noise: float, q: float, steps: int, delta: float) -> float:
 
 
 def test_orders_are_the_contract_list() -> None:
-    assert ORDERS == (1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64)
+    assert ORDERS == (1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 80, 96, 128, 160,
+                      192, 256, 512, 1024)
 
 
 @pytest.mark.parametrize(
@@ -68,53 +74,77 @@ def test_epsilon_matches_opacus_rdp_accountant(noise: float, q: float, steps: in
 
 def test_fixed_curve_rounds_up_exactly() -> None:
     # 0.1 as a float is 0.1000000000000000055..., so ×1e9 rounds up to 100000001.
-    assert fixed_curve((0.1,) * 16) == (100_000_001,) * 16
-    assert fixed_curve((0.5,) * 16) == (500_000_000,) * 16
-    assert fixed_curve((0.0,) * 16) == (0,) * 16
-    assert float_curve((1_500_000_000,) * 16) == (1.5,) * 16
+    assert fixed_curve((0.1,) * N) == (100_000_001,) * N
+    assert fixed_curve((0.5,) * N) == (500_000_000,) * N
+    assert fixed_curve((0.0,) * N) == (0,) * N
+    assert float_curve((1_500_000_000,) * N) == (1.5,) * N
 
 
-@pytest.mark.parametrize("bad", [-1e-12, math.nan, math.inf, 2e10, True, "1"])
+@pytest.mark.parametrize("bad", [-1e-12, math.nan, math.inf, True, "1"])
 def test_fixed_curve_refuses_bad_values(bad: object) -> None:
     with pytest.raises(PrivacyError):
-        fixed_curve((0.1,) * 15 + (bad,))  # type: ignore[arg-type]
+        fixed_curve((0.1,) * (N - 1) + (bad,))  # type: ignore[arg-type]
+
+
+def test_huge_values_are_recorded_as_infinite_and_skipped() -> None:
+    # RDP at high orders of little noise overflows the lanes: it is recorded as "infinite"
+    # and ε comes from the finite orders only, as ComputeJobs.epsilonOf does.
+    curve = rdp_curve(0.6, 0.05, 2000)
+    fixed = fixed_curve(curve)
+    assert fixed[-1] >= RDP_SATURATED > fixed[0]
+    assert fixed_curve((2e10,) * N) == (UINT64_MAX,) * N
+    assert epsilon(fixed, 1e-5) == pytest.approx(epsilon(curve, 1e-5), abs=1e-6)
+    assert epsilon((UINT64_MAX,) * N, 1e-5) == math.inf
+
+
+def test_count_release_curve_is_the_gaussian_mechanism() -> None:
+    sigma = 20.0
+    curve = count_release_curve(20_000_000)
+    exact = [Fraction(alpha) / (2 * Fraction(sigma) ** 2) * 10**9 for alpha in ORDERS]
+    assert curve == tuple(math.ceil(value) for value in exact)
+    # One count with σ = 20 at δ = 1e-5 costs well under 0.3 ε.
+    assert 0.1 < epsilon(curve, 1e-5) < 0.3
+    with pytest.raises(PrivacyError):
+        count_release_curve(0)
 
 
 def test_curve_length_and_uint64_range() -> None:
-    with pytest.raises(PrivacyError, match="16 values"):
-        fixed_curve((0.1,) * 15)
+    with pytest.raises(PrivacyError, match="24 values"):
+        fixed_curve((0.1,) * (N - 1))
     with pytest.raises(PrivacyError):
-        epsilon((UINT64_MAX + 1,) + (0,) * 15, 1e-5)
+        epsilon((UINT64_MAX + 1,) + (0,) * (N - 1), 1e-5)
     with pytest.raises(PrivacyError):
-        epsilon((-1,) + (0,) * 15, 1e-5)
+        epsilon((-1,) + (0,) * (N - 1), 1e-5)
     with pytest.raises(PrivacyError):
-        epsilon((math.nan,) + (0.0,) * 15, 1e-5)
+        epsilon((math.nan,) + (0.0,) * (N - 1), 1e-5)
 
 
 def test_epsilon_is_floored_at_zero_and_infinite_curves_give_infinity() -> None:
-    assert epsilon((0.0,) * 16, 0.99) == 0.0
-    assert epsilon((math.inf,) * 16, 1e-5) == math.inf
+    assert epsilon((0.0,) * N, 0.99) == 0.0
+    assert epsilon((math.inf,) * N, 1e-5) == math.inf
     with pytest.raises(PrivacyError):
-        epsilon((0.0,) * 16, 0.0)
+        epsilon((0.0,) * N, 0.0)
     with pytest.raises(PrivacyError):
-        epsilon((0.0,) * 16, 1.0)
+        epsilon((0.0,) * N, 1.0)
 
 
 def test_composition_adds_curves_and_beats_summing_epsilons() -> None:
     one = rdp_curve(1.1, 0.01, 1000)
     fixed = fixed_curve(one)
     three = compose([fixed, fixed, fixed])
-    assert three == tuple(3 * v for v in fixed)
+    assert three == tuple(3 * v if 3 * v < RDP_SATURATED else UINT64_MAX for v in fixed)
+    assert three[0] == 3 * fixed[0] and three[-1] == UINT64_MAX  # high orders saturate
     eps_one = epsilon(fixed, 1e-5)
     eps_three = epsilon(three, 1e-5)
     assert eps_one < eps_three < 3 * eps_one * 0.6  # RDP composition is far below the sum
     floats = compose([one, one, one])
     assert floats == pytest.approx(tuple(3 * v for v in one))
-    assert compose([]) == (0,) * 16
+    assert compose([]) == (0,) * N
     with pytest.raises(PrivacyError):
         compose([fixed, one])
-    with pytest.raises(PrivacyError):
-        compose([(UINT64_MAX,) * 16, (1,) * 16])
+    # Lanes saturate as ComputeJobs' do: a sum of RDP_SATURATED or more is infinite.
+    assert compose([(RDP_SATURATED - 1,) * N, (1,) * N]) == (UINT64_MAX,) * N
+    assert compose([(RDP_SATURATED - 2,) * N, (1,) * N]) == (RDP_SATURATED - 1,) * N
 
 
 def test_epsilon_fixed_is_millionths_rounded_up() -> None:
@@ -250,7 +280,7 @@ def test_curve_matches_detects_tampering() -> None:
     assert curve_matches(onchain, curve)
     assert curve_matches(onchain.model_dump(), list(curve))
 
-    for i in (0, 7, 15):  # a curve lowered (or raised) at any one order
+    for i in (0, 7, N - 1):  # a curve lowered (or raised) at any one order
         for change in (-1, 1):
             tampered = list(curve)
             tampered[i] += change

@@ -19,19 +19,22 @@ from hypothesis import strategies as st
 from exchange.datasets import (
     KIND_DTYPES,
     MAX_CATEGORIES,
-    MIN_CATEGORY_ROWS,
     ColumnSchema,
+    CommitmentKey,
     DatasetCommitment,
     DatasetMetadata,
     DatasetSchema,
     canonical_bytes,
     check_frame,
+    check_kinds,
     commit,
+    departures,
+    draft_schema,
     generate_mock,
-    infer_schema,
     load_table,
     prepare_metadata,
 )
+from exchange.datasets.metadata import RowCount
 from exchange.errors import DatasetError, InputError
 
 # Distinctive cell values: if any of them shows up in an error message, a message leaked
@@ -95,6 +98,25 @@ def synthetic_patients(rows: int = 400, seed: int = 7) -> pd.DataFrame:
     )
 
 
+KEY = CommitmentKey(bytes(range(32)))
+NOISE = 20_000_000  # σ 20 for the row count
+
+
+def declared_patients_schema() -> DatasetSchema:
+    """What an owner knows of its patients without reading them: ages, BMIs, incomes and
+    dates as the domain bounds them, the regions the hospital serves."""
+    return DatasetSchema.declared({"columns": [
+        {"name": "age", "kind": "integer", "nullable": True, "minimum": 0, "maximum": 120},
+        {"name": "bmi", "kind": "float", "nullable": False, "minimum": 10.0, "maximum": 60.0},
+        {"name": "income", "kind": "float", "nullable": True, "minimum": 0.0, "maximum": 1_000_000.0},
+        {"name": "smoker", "kind": "boolean", "nullable": True},
+        {"name": "region", "kind": "categorical", "nullable": False,
+         "categories": ["centre, city", "east", "north", "south", "west"]},
+        {"name": "last_visit", "kind": "datetime", "nullable": False,
+         "minimum": "2000-01-01T00:00:00Z", "maximum": "2030-01-01T00:00:00Z"},
+    ]})  # fmt: skip
+
+
 @pytest.fixture
 def patients() -> pd.DataFrame:
     return synthetic_patients()
@@ -150,7 +172,7 @@ def test_realistic_dataset_loads_from_csv_and_parquet(
 def test_crlf_bom_and_quoted_newlines(tmp_path: Path) -> None:
     lf = write(tmp_path, "lf.csv", 'a,b\n1,"x\ny"\n2,"q,""r"""\n')
     crlf = write(tmp_path, "crlf.csv", b'\xef\xbb\xbfa,b\r\n1,"x\ny"\r\n2,"q,""r"""\r\n\r\n')
-    assert commit(load_table(lf)) == commit(load_table(crlf))
+    assert commit(load_table(lf), KEY) == commit(load_table(crlf), KEY)
     assert load_table(lf)["b"].tolist() == ["x\ny", 'q,"r"']
 
 
@@ -352,24 +374,22 @@ def test_csv_and_parquet_commit_to_the_same_bytes(
 ) -> None:
     a, b = load_table(patients_csv), load_table(patients_parquet)
     assert canonical_bytes(a) == canonical_bytes(b)
-    assert commit(a) == commit(b)
-    assert commit(a).rows == 400
+    assert commit(a, KEY) == commit(b, KEY)
 
 
 def test_commitment_is_stable_across_loads(patients_csv: Path) -> None:
-    assert commit(load_table(patients_csv)) == commit(load_table(patients_csv))
+    assert commit(load_table(patients_csv), KEY) == commit(load_table(patients_csv), KEY)
 
 
 def test_row_order_changes_the_commitment(patients: pd.DataFrame) -> None:
     shuffled = patients.iloc[::-1].reset_index(drop=True)
-    assert commit(patients) != commit(shuffled)
-    assert commit(patients).rows == commit(shuffled).rows
+    assert commit(patients, KEY) != commit(shuffled, KEY)
 
 
 def test_any_value_change_changes_the_commitment(patients: pd.DataFrame) -> None:
     changed = patients.copy()
     changed.loc[5, "bmi"] = changed.loc[5, "bmi"] + 0.01
-    assert commit(patients) != commit(changed)
+    assert commit(patients, KEY) != commit(changed, KEY)
 
 
 def test_canonical_bytes_format(tmp_path: Path) -> None:
@@ -391,28 +411,51 @@ def test_canonical_bytes_format(tmp_path: Path) -> None:
 
 
 def test_commitment_format(patients: pd.DataFrame) -> None:
-    c = commit(patients)
-    assert c.sha256.startswith("0x") and len(c.sha256) == 66
-    assert int(c.sha256, 16) >= 0
+    c = commit(patients, KEY)
+    assert c.scheme == "hmac-sha256-v1" and c.digest.startswith("0x") and len(c.digest) == 66
     with pytest.raises(Exception):
-        DatasetCommitment(sha256="0xABC", rows=1)
+        DatasetCommitment(digest="0xABC")
     with pytest.raises(Exception):
-        c.rows = 3  # frozen
+        c.digest = "0x" + "00" * 32  # frozen
+
+
+def test_the_commitment_depends_on_the_key(patients: pd.DataFrame) -> None:
+    other = CommitmentKey(bytes(32))
+    assert commit(patients, KEY) != commit(patients, other)
+    # Control: with the same key, the same table commits alike.
+    assert commit(patients, other) == commit(patients.copy(), other)
+
+
+def test_commitment_keys_are_created_once_private_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "private" / "commitment.key"
+    first = CommitmentKey.at(path)
+    assert not path.exists()  # nothing is written until the key is kept
+    first.keep(path)
+    assert path.stat().st_mode & 0o077 == 0 and len(first.secret) == 32
+    assert CommitmentKey.at(path).secret == first.secret  # kept
+    CommitmentKey.at(path).keep(path)  # a second key never replaces the first
+    assert CommitmentKey.load(path).secret == first.secret
+    assert CommitmentKey.at(tmp_path / "other.key").secret != first.secret  # 256 random bits
+    path.write_text("not hex")
+    with pytest.raises(InputError, match="damaged or unreadable"):
+        CommitmentKey.load(path)
+    with pytest.raises(InputError, match="no commitment key at"):
+        CommitmentKey.load(tmp_path / "missing.key")
 
 
 def test_timezone_spellings_commit_alike(tmp_path: Path) -> None:
     a = write(tmp_path, "a.csv", "t\n2024-01-01T02:00:00+02:00\n")
     b = write(tmp_path, "b.csv", "t\n2024-01-01 00:00:00Z\n")
     c = write(tmp_path, "c.csv", "t\n2024-01-01T00:00:00\n")
-    assert commit(load_table(a)) == commit(load_table(b)) == commit(load_table(c))
+    assert commit(load_table(a), KEY) == commit(load_table(b), KEY) == commit(load_table(c), KEY)
 
 
 # ---------------------------------------------------------------------------------------
 # Schema
 
 
-def test_infer_schema_kinds_and_categories(patients: pd.DataFrame) -> None:
-    schema = infer_schema(patients)
+def test_draft_schema_kinds_and_categories(patients: pd.DataFrame) -> None:
+    schema = draft_schema(patients)
     assert [(c.name, c.kind) for c in schema.columns] == [
         ("age", "integer"),
         ("bmi", "float"),
@@ -428,8 +471,8 @@ def test_infer_schema_kinds_and_categories(patients: pd.DataFrame) -> None:
     assert schema.column("region").minimum is None
 
 
-def test_inferred_ranges_are_widened(patients: pd.DataFrame) -> None:
-    schema = infer_schema(patients)
+def test_drafted_ranges_are_rounded_outward(patients: pd.DataFrame) -> None:
+    schema = draft_schema(patients)
     for name in ["age", "bmi", "income", "last_visit"]:
         col = schema.column(name)
         true_min, true_max = patients[name].min(), patients[name].max()
@@ -458,7 +501,7 @@ def test_inferred_ranges_are_widened(patients: pd.DataFrame) -> None:
 )
 def test_widening_examples(values: list[float], bounds: tuple[float, float]) -> None:
     dtype = "Int64" if isinstance(values[0], int) else "float64"
-    schema = infer_schema(pd.DataFrame({"v": pd.array(values, dtype=dtype)}))
+    schema = draft_schema(pd.DataFrame({"v": pd.array(values, dtype=dtype)}))
     assert (schema.column("v").minimum, schema.column("v").maximum) == bounds
 
 
@@ -466,7 +509,7 @@ def test_too_many_categories(tmp_path: Path) -> None:
     labels = [f"Zanzibar{i:03d}" for i in range(MAX_CATEGORIES + 1)]
     df = load_table(write(tmp_path, "ids.csv", "who\n" + "\n".join(labels) + "\n"))
     with pytest.raises(DatasetError) as info:
-        infer_schema(df)
+        draft_schema(df)
     message = str(info.value)
     assert "'who'" in message and "65 distinct values" in message
     assert "drop the column or bucket" in message
@@ -474,17 +517,16 @@ def test_too_many_categories(tmp_path: Path) -> None:
 
 
 def test_exactly_max_categories_is_fine() -> None:
-    labels = [f"v{i:02d}" for i in range(MAX_CATEGORIES)] * MIN_CATEGORY_ROWS
+    labels = [f"v{i:02d}" for i in range(MAX_CATEGORIES)] * 2
     df = pd.DataFrame({"c": pd.array(labels, dtype="string")})
-    assert len(infer_schema(df).column("c").categories) == MAX_CATEGORIES
+    assert len(draft_schema(df).column("c").categories) == MAX_CATEGORIES
 
 
-def test_rare_category_labels_are_refused_without_naming_them() -> None:
-    labels = ["common"] * 20 + ["Zebediah Quibble"] * (MIN_CATEGORY_ROWS - 1)
+def test_a_draft_shows_the_owner_even_rare_labels() -> None:
+    # The draft is for the owner's eyes: it lists what is there, for the owner to decide.
+    labels = ["common"] * 20 + ["rare"]
     df = pd.DataFrame({"name": pd.array(labels, dtype="string")})
-    with pytest.raises(DatasetError, match="1 label.*fewer than 5 rows") as refused:
-        infer_schema(df)
-    assert "Zebediah" not in str(refused.value)
+    assert draft_schema(df).column("name").categories == ["common", "rare"]
 
 
 def test_schema_column_lookup() -> None:
@@ -506,6 +548,11 @@ def test_schema_column_lookup() -> None:
         {"kind": "float", "minimum": 0.0, "maximum": 1.0, "categories": ["a"]},
         {"kind": "datetime", "minimum": 0, "maximum": 1},
         {"kind": "text"},
+        {"kind": "categorical", "categories": ["a", "b"], "fallback": "c"},  # not a category
+        {"kind": "categorical", "categories": ["a"], "fill": "a"},  # labels take a fallback
+        {"kind": "integer", "minimum": 0, "maximum": 9, "fill": 10},  # outside the range
+        {"kind": "boolean", "fill": 1},
+        {"kind": "float", "minimum": 0.0, "maximum": 1.0, "fallback": "x"},
     ],
 )
 def test_column_schema_rejects_inconsistent_fields(fields: dict) -> None:
@@ -514,7 +561,7 @@ def test_column_schema_rejects_inconsistent_fields(fields: dict) -> None:
 
 
 def test_schema_json_round_trip(patients: pd.DataFrame) -> None:
-    schema = infer_schema(patients)
+    schema = draft_schema(patients)
     again = DatasetSchema.model_validate_json(schema.model_dump_json())
     assert again == schema
     assert isinstance(again.column("bmi").minimum, float)
@@ -530,13 +577,13 @@ def test_mock_only_takes_the_schema() -> None:
 
 
 def test_mock_is_deterministic(patients: pd.DataFrame) -> None:
-    schema = infer_schema(patients)
+    schema = draft_schema(patients)
     pd.testing.assert_frame_equal(generate_mock(schema, 30, 4), generate_mock(schema, 30, 4))
     assert not generate_mock(schema, 30, 4).equals(generate_mock(schema, 30, 5))
 
 
 def test_mock_honours_the_schema(patients: pd.DataFrame) -> None:
-    schema = infer_schema(patients)
+    schema = draft_schema(patients)
     mock = generate_mock(schema, rows=500, seed=1)
     assert len(mock) == 500
     check_frame(mock, schema)
@@ -549,14 +596,14 @@ def test_mock_honours_the_schema(patients: pd.DataFrame) -> None:
 
 
 def test_mock_rejects_bad_sizes(patients: pd.DataFrame) -> None:
-    schema = infer_schema(patients)
+    schema = draft_schema(patients)
     with pytest.raises(InputError):
         generate_mock(schema, rows=-1)
     assert len(generate_mock(schema, rows=0)) == 0
 
 
 def test_check_frame_catches_violations(patients: pd.DataFrame) -> None:
-    schema = infer_schema(patients)
+    schema = draft_schema(patients)
     bad = patients.copy()
     bad.loc[3, "age"] = 10_000
     with pytest.raises(DatasetError, match="outside the schema's range \\(first at row 3\\)"):
@@ -619,12 +666,12 @@ def test_mock_from_random_schemas_always_validates(
     check_frame(mock, schema)
     for col in schema.columns:
         assert mock[col.name].dtype == KIND_DTYPES[col.kind]
-    commitment = commit(mock)
     metadata = DatasetMetadata(
         name="random",
         schema=schema,
         rows=max(rows, 1),
-        commitment=DatasetCommitment(sha256=commitment.sha256, rows=max(rows, 1)),
+        row_count=RowCount(sigma=20.0),
+        commitment=commit(mock, KEY),
         mock=mock_records(mock),
         created_at="2024-01-01T00:00:00Z",
     )
@@ -644,12 +691,15 @@ def mock_records(mock: pd.DataFrame) -> list[dict]:
 
 
 def test_prepare_metadata_end_to_end(patients_csv: Path, patients: pd.DataFrame) -> None:
+    schema = declared_patients_schema()
     metadata, df = prepare_metadata(
-        patients_csv, "Patients 2019-2023", "Synthetic patients.", tags=["health"], seed=3
+        patients_csv, "Patients 2019-2023", schema, KEY, NOISE, "Synthetic patients.", tags=["health"], seed=3
     )
     pd.testing.assert_frame_equal(df, patients)
-    assert metadata.rows == 400 == metadata.commitment.rows
-    assert metadata.commitment == commit(patients)
+    assert metadata.schema_ == schema and metadata.schema_origin == "declared"
+    assert metadata.row_count == RowCount(sigma=20.0) and metadata.neighbouring == "add-remove-one-row"
+    assert abs(metadata.rows - 400) < 20 * 8  # the true count plus N_Z(0, 20²)
+    assert metadata.commitment == commit(patients, KEY)
     assert metadata.license == "proprietary" and metadata.privacy_unit == "row"
     assert len(metadata.mock) == 20
     datetime.fromisoformat(metadata.created_at)
@@ -668,14 +718,31 @@ def test_prepare_metadata_end_to_end(patients_csv: Path, patients: pd.DataFrame)
     pd.testing.assert_frame_equal(mock, generate_mock(metadata.schema_, rows=20, seed=3))
 
 
-def test_metadata_does_not_contain_private_extremes(
-    patients_csv: Path, patients: pd.DataFrame
-) -> None:
-    metadata, _ = prepare_metadata(patients_csv, "p", created_at="2024-05-06T07:08:09Z")
+def test_the_published_schema_is_the_declared_one_whatever_the_rows(patients_csv: Path) -> None:
+    metadata, _ = prepare_metadata(patients_csv, "p", declared_patients_schema(), KEY, NOISE)
     doc = json.loads(metadata.to_json_bytes())
-    published = {c["name"]: c for c in doc["schema"]["columns"]}
-    assert published["bmi"]["minimum"] != float(patients["bmi"].min())
-    assert published["income"]["maximum"] != float(patients["income"].max())
+    assert doc["schema"] == json.loads(declared_patients_schema().model_dump_json())
+
+
+def test_publishing_refuses_a_table_whose_kinds_do_not_fit_the_declaration(patients_csv: Path) -> None:
+    wrong = declared_patients_schema().model_dump(mode="json")
+    wrong["columns"][1] = {"name": "bmi", "kind": "boolean", "nullable": False}
+    with pytest.raises(DatasetError, match="Column 'bmi' holds float values but the declared schema says boolean"):
+        prepare_metadata(patients_csv, "p", DatasetSchema.declared(wrong), KEY, NOISE)
+    renamed = declared_patients_schema().model_dump(mode="json")
+    renamed["columns"][0]["name"] = "years"
+    with pytest.raises(DatasetError, match="do not match the declared schema"):
+        check_kinds(load_table(patients_csv), DatasetSchema.declared(renamed))
+
+
+def test_departures_are_told_to_the_owner_only(patients: pd.DataFrame) -> None:
+    narrow = declared_patients_schema().model_dump(mode="json")
+    narrow["columns"][0].update(maximum=50)  # ages go up to 87
+    narrow["columns"][4]["categories"] = ["east", "north", "south", "west"]  # not "centre, city"
+    notes = departures(patients, DatasetSchema.declared(narrow))
+    assert any("column 'age'" in n and "outside its declared range (clipped)" in n for n in notes)
+    assert any("column 'region'" in n and "they become 'east'" in n for n in notes)
+    assert not departures(patients, declared_patients_schema())  # control: a fitting declaration
 
 
 @pytest.mark.parametrize(
@@ -688,7 +755,7 @@ def test_from_json_bytes_rejects_bad_documents(data: bytes) -> None:
 
 
 def test_from_json_bytes_rejects_inconsistent_content(patients_csv: Path) -> None:
-    metadata, _ = prepare_metadata(patients_csv, "p")
+    metadata, _ = prepare_metadata(patients_csv, "p", declared_patients_schema(), KEY, NOISE)
     doc = json.loads(metadata.to_json_bytes())
 
     def broken(change) -> bytes:
@@ -697,15 +764,17 @@ def test_from_json_bytes_rejects_inconsistent_content(patients_csv: Path) -> Non
         return json.dumps(copy).encode()
 
     cases = [
-        lambda d: d.update(rows=d["rows"] + 1),
-        lambda d: d.update(format_version=2),
+        lambda d: d.update(rows=0),
+        lambda d: d.update(format_version=1),
+        lambda d: d.update(neighbouring="replace-one"),
+        lambda d: d["row_count"].update(sigma=0),
         lambda d: d.update(privacy_unit="user"),
         lambda d: d.update(extra_field=1),
         lambda d: d["mock"][0].update(age=10**6),
         lambda d: d["mock"][0].update(region="Zanzibar"),
         lambda d: d["mock"][0].update(smoker="yes"),
         lambda d: d["mock"][0].pop("bmi"),
-        lambda d: d["commitment"].update(sha256="0x12"),
+        lambda d: d["commitment"].update(digest="0x12"),
     ]
     for change in cases:
         with pytest.raises(InputError, match="metadata is invalid"):
@@ -715,9 +784,9 @@ def test_from_json_bytes_rejects_inconsistent_content(patients_csv: Path) -> Non
 @pytest.mark.parametrize("name", ["", "   ", "x" * 101])
 def test_prepare_metadata_validates_name(patients_csv: Path, name: str) -> None:
     with pytest.raises(InputError, match="name"):
-        prepare_metadata(patients_csv, name)
+        prepare_metadata(patients_csv, name, declared_patients_schema(), KEY, NOISE)
 
 
 def test_prepare_metadata_propagates_dataset_errors(tmp_path: Path) -> None:
     with pytest.raises(DatasetError):
-        prepare_metadata(tmp_path / "missing.csv", "x")
+        prepare_metadata(tmp_path / "missing.csv", "x", declared_patients_schema(), KEY, NOISE)

@@ -73,7 +73,10 @@ def test_importing_all_of_exchange_and_running_buyer_commands_loads_no_owner_cod
 
 def test_the_owner_commands_are_plugins_of_cove() -> None:
     registered = {entry.name: entry.value for entry in entry_points(group="cove.commands")}
-    assert registered == {"runner": "compute_to_data.cli:runner_app", "node": "compute_to_data.cli:node_app"}
+    assert registered == {
+        "runner": "compute_to_data.cli:runner_app", "node": "compute_to_data.cli:node_app",
+        "audit": "compute_to_data.audit_cmd:audit_app",
+    }
     done = subprocess.run([sys.executable, "-m", "exchange.cli", "runner", "start", "--help"],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0 and "--listen" in done.stdout and "--public-url" in done.stdout

@@ -17,6 +17,8 @@ from exchange.merkle import MerkleTree, address_leaf, bytes32_leaf, verify
 from exchange.policy import parse_terms
 from exchange.publish import publish_dataset
 
+from conftest import PATIENTS_SCHEMA
+
 DEV = [dev_account(i).address for i in range(10)]
 STRANGERS = [Account.from_key(keccak(text=f"stranger {i}")).address for i in range(5)]
 
@@ -111,7 +113,7 @@ def test_proofs_from_merkle_tree_are_accepted_by_a_real_buy(client_for, dataset_
     members = DEV[1:10]  # nine members: a tree four levels deep with an unpaired node
     owner = client_for(0)
     terms = parse_terms(budget="4", per_job_cap="1", free_cap=3, allowlist=members)
-    published = publish_dataset(owner, dataset_csv, name="Allowlisted", terms=terms)
+    published = publish_dataset(owner, dataset_csv, name="Allowlisted", terms=terms, schema=PATIENTS_SCHEMA)
     dataset_id = published.dataset_id
     struct, _ = owner.cove.functions.policyOf(dataset_id).call()
     tree = tree_of(members)

@@ -11,7 +11,7 @@ from safetensors.torch import save as save_safetensors
 from compute_to_data.job_training import TrainingOrder, TrainingOutput
 from compute_to_data.runner import JobRefused, releasable
 from conftest import make_table
-from exchange.datasets import infer_schema
+from exchange.datasets import draft_schema
 from exchange.ml.accounting import ORDERS_FIXED, DpParams, epsilon_fixed
 from exchange.ml.model import build_model
 from exchange.ml.spec import ModelSpec
@@ -23,10 +23,10 @@ SPEC = ModelSpec.parse({
     "loss": "cross_entropy", "optimizer": "adam", "learning_rate": 0.01, "expected_batch_size": 32,
     "epochs": 1, "dp": {"noise_multiplier": 1.5, "delta": 1e-5, "max_grad_norm": 1.0},
 })  # fmt: skip
-SCHEMA = infer_schema(make_table(rows=300))
+SCHEMA = draft_schema(make_table(rows=300))
 PARAMS = DpParams.for_spec(SPEC, 300)
-ORDER = TrainingOrder(spec=SPEC.to_json().decode(), dataset_schema=SCHEMA, commitment="0x" + "ab" * 32,
-                      dp=PARAMS.to_onchain(), delta=PARAMS.delta_fixed)  # fmt: skip
+ORDER = TrainingOrder(spec=SPEC.to_json().decode(), dataset_schema=SCHEMA, public_rows=300, commitment="0x" + "ab" * 32,
+                      commitment_key="00" * 32, dp=PARAMS.to_onchain(), delta=PARAMS.delta_fixed)  # fmt: skip
 
 
 def honest_output(weights: bytes | None = None, **changes: object) -> TrainingOutput:
@@ -34,8 +34,7 @@ def honest_output(weights: bytes | None = None, **changes: object) -> TrainingOu
     run = {
         "dp": PARAMS.to_onchain().model_dump(), "rdp_orders": list(ORDERS_FIXED), "rdp_curve": list(curve),
         "epsilon": epsilon_fixed(curve, PARAMS.delta), "delta": PARAMS.delta_fixed, "device": "cpu",
-        "library_versions": {"torch": "x"}, "started_at": "2026-01-01T00:00:00+00:00",
-        "finished_at": "2026-01-01T00:00:03+00:00",
+        "library_versions": {"torch": "x"},
     }  # fmt: skip
     run.update(changes)
     blob = weights if weights is not None else export_weights(build_model(SPEC, SCHEMA))
@@ -47,6 +46,7 @@ def test_honest_output_is_released_as_parameters_and_own_figures() -> None:
     assert set(load_safetensors(weights)) == {name for name, _ in build_model(SPEC, SCHEMA).named_parameters()}
     assert run["epsilon"] == epsilon_fixed(PARAMS.curve_fixed(), PARAMS.delta)
     assert run["library_versions"] != {"torch": "x"}  # this process's versions, not the child's
+    assert run["public_rows"] == 300 and not {"started_at", "finished_at"} & set(run)  # no durations
 
 
 def test_extra_tensors_and_metadata_never_leave() -> None:
@@ -61,8 +61,9 @@ def test_extra_tensors_and_metadata_never_leave() -> None:
 
 @pytest.mark.parametrize(
     "changes",
-    [{"epsilon": 1}, {"rdp_curve": [1] * len(ORDERS_FIXED)}, {"device": "cpu; a row: 42"}, {"started_at": "soon"}],
+    [{"epsilon": 1}, {"rdp_curve": [1] * len(ORDERS_FIXED)}, {"device": "cpu; a row: 42"}],
 )
 def test_a_report_that_is_not_the_jobs_is_refused(changes: dict[str, object]) -> None:
-    with pytest.raises(JobRefused, match="not the job's"):
+    with pytest.raises(JobRefused, match="not the job's") as refused:
         releasable(SPEC, ORDER, honest_output(**changes))
+    assert refused.value.rows_read  # the child had read the rows: the charge stays

@@ -14,6 +14,9 @@ def test_jobs_move_forward_only(tmp_path: Path) -> None:
     assert state.see(7, 1) is True
     assert state.see(7, 1) is False  # a replayed event does not reset the job
     state.advance(7, Stage.ACCEPTED)
+    with pytest.raises(ValueError, match="cannot move from accepted to trained"):
+        state.advance(7, Stage.TRAINED)  # rows are read in TRAINING: never skipped
+    state.advance(7, Stage.TRAINING)
     state.advance(7, Stage.TRAINED, weights_cid="bafk-w", provenance_cid="bafk-p", outputs="{}")
     with pytest.raises(ValueError, match="cannot move from trained to accepted"):
         state.advance(7, Stage.ACCEPTED)

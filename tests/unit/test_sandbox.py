@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from compute_to_data import sandbox
+from compute_to_data import sandbox, seccomp_filter
+from compute_to_data import sandbox_entry as entry
 from compute_to_data.sandbox import SandboxPolicy, run_sandboxed, sandbox_available
 from exchange.errors import SandboxError
 
 PROBE = textwrap.dedent(
     '''
-    import json, os, socket, sys, time
+    import ctypes, errno, json, os, socket, subprocess, sys, tempfile, threading, time
     from pathlib import Path
 
 
@@ -75,21 +76,192 @@ PROBE = textwrap.dedent(
             "internet": (socket.AF_INET, ("1.1.1.1", 53)),
         }
         for name, (family, address) in attempts.items():
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.settimeout(3)
+            sock = None
             try:
+                sock = socket.socket(family, socket.SOCK_STREAM)  # refused by the filter
+                sock.settimeout(3)
                 sock.connect(address)
                 results[name] = "connected"
             except OSError as err:
                 results[name] = type(err).__name__
             finally:
-                sock.close()
+                if sock is not None:
+                    sock.close()
         return _json(results)
 
 
     def capabilities(payload, dataset):
         lines = Path("/proc/self/status").read_text().splitlines()
         return _json({l.split(":")[0]: l.split()[1] for l in lines if l.startswith("Cap")})
+
+
+    _libc = ctypes.CDLL(None, use_errno=True)
+    CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWUSER, CLONE_NEWNET = 0x20000, 0x4000000, 0x10000000, 0x40000000
+    KEY_SPEC_PROCESS_KEYRING = -2
+
+
+    def _c(result):
+        """A libc or syscall() result: 'ok', or raise its errno."""
+        if result == -1:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+        return "ok"
+
+
+    def _isolated(call):
+        """`call()` in a forked child, so what it changes dies with it: 'ok' or the errno's name."""
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            try:
+                result = call()
+            except OSError as err:
+                result = errno.errorcode.get(err.errno, str(err.errno))
+            except BaseException as err:
+                result = type(err).__name__
+            os.write(write, str(result).encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as out:
+            result = out.read().decode()
+        os.waitpid(pid, 0)
+        return result
+
+
+    def _private(flags):
+        # Outside the sandbox this makes the probe's own namespaces, so that the control
+        # changes nothing on the host; inside it fails, and the probe tries all the same.
+        _libc.unshare(CLONE_NEWUSER | flags)
+
+
+    def _raw_fork(nr, *args):
+        pid = _libc.syscall(nr, *args)
+        if pid == 0:
+            os._exit(0)  # the new child: nothing to do
+        _c(pid)
+        os.waitpid(pid, 0)
+        return "ok"
+
+
+    def _mount():
+        _private(CLONE_NEWNS)
+        target = tempfile.mkdtemp()
+        result = _c(_libc.mount(b"none", target.encode(), b"tmpfs", ctypes.c_ulong(0), None))
+        _libc.umount2(target.encode(), 2)
+        return result
+
+
+    def _setns():
+        _private(CLONE_NEWNET)
+        fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+        return _c(_libc.setns(fd, CLONE_NEWNET))
+
+
+    def _sethostname():
+        _private(CLONE_NEWUTS)
+        name = os.uname().nodename.encode()  # its own name again: no change, even if it works
+        return _c(_libc.sethostname(name, ctypes.c_size_t(len(name))))
+
+
+    def _read_keys(nr):
+        # The control adds a key to its own process keyring, so /proc/keys has a line.
+        _libc.syscall(nr["add_key"], b"user", b"cove-probe", b"x", ctypes.c_size_t(1),
+                      KEY_SPEC_PROCESS_KEYRING)
+        lines = Path("/proc/keys").read_text().splitlines()
+        return f"{len(lines)} lines" if lines else "empty"
+
+
+    def _process_vm_readv(nr):
+        class IoVec(ctypes.Structure):
+            _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+        source, target = ctypes.create_string_buffer(b"x" * 8), ctypes.create_string_buffer(8)
+        local = IoVec(ctypes.cast(target, ctypes.c_void_p), 8)
+        remote = IoVec(ctypes.cast(source, ctypes.c_void_p), 8)
+        got = _libc.syscall(nr["process_vm_readv"], os.getpid(), ctypes.byref(local),
+                            ctypes.c_ulong(1), ctypes.byref(remote), ctypes.c_ulong(1),
+                            ctypes.c_ulong(0))
+        return _c(-1 if got != 8 else 0)
+
+
+    def _os_fork():
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        return "ok"
+
+
+    def _socket(family, kind=socket.SOCK_STREAM):
+        socket.socket(family, kind).close()
+        return "ok"
+
+
+    def _thread():
+        done = []
+        worker = threading.Thread(target=lambda: done.append(1))
+        worker.start()
+        worker.join()
+        return "ok" if done else "not run"
+
+
+    def _command(argv):
+        code = subprocess.run(argv, capture_output=True).returncode
+        return "ok" if code == 0 else f"exit {code}"
+
+
+    def kernel_probes(payload, dataset):
+        nr = json.loads(payload)  # syscall numbers, from the host's libseccomp
+        clone3_args = (ctypes.c_uint64 * 11)(CLONE_NEWUSER, 0, 0, 0, 17)  # exit signal SIGCHLD
+        probes = {
+            "unshare(CLONE_NEWUSER)": lambda: _c(_libc.unshare(CLONE_NEWUSER)),
+            "unshare(CLONE_NEWNET)": lambda: _c(_libc.unshare(CLONE_NEWNET)),
+            "clone(CLONE_NEWUSER)": lambda: _raw_fork(
+                nr["clone"], ctypes.c_ulong(CLONE_NEWUSER | 17), *[ctypes.c_ulong(0)] * 4),
+            "clone3(CLONE_NEWUSER)": lambda: _raw_fork(
+                nr["clone3"], ctypes.byref(clone3_args), ctypes.c_size_t(88)),
+            "unshare -U": lambda: _command(["unshare", "-U", "true"]),
+            "setns": _setns,
+            "mount": _mount,
+            "ptrace(PTRACE_TRACEME)": lambda: _c(_libc.ptrace(0, 0, None, None)),
+            "process_vm_readv": lambda: _process_vm_readv(nr),
+            "keyctl": lambda: _c(_libc.syscall(nr["keyctl"], 0, KEY_SPEC_PROCESS_KEYRING, 1)),
+            "add_key": lambda: _c(_libc.syscall(
+                nr["add_key"], b"user", b"cove-probe", b"x", ctypes.c_size_t(1),
+                KEY_SPEC_PROCESS_KEYRING)),
+            "/proc/keys": lambda: _read_keys(nr),
+            "sethostname": _sethostname,
+            "personality(ADDR_NO_RANDOMIZE)": lambda: _c(_libc.personality(0x0040000)),
+            "socket(AF_INET)": lambda: _socket(socket.AF_INET),
+            "socket(AF_INET6)": lambda: _socket(socket.AF_INET6),
+            "socket(AF_NETLINK)": lambda: _socket(socket.AF_NETLINK, socket.SOCK_RAW),
+            "socket(AF_PACKET)": lambda: _socket(socket.AF_PACKET, socket.SOCK_RAW),
+            "bpf": lambda: _c(_libc.syscall(nr["bpf"], 0, None, ctypes.c_ulong(0))),
+            "perf_event_open": lambda: _c(_libc.syscall(nr["perf_event_open"], None, 0, -1, -1,
+                                                        ctypes.c_ulong(0))),
+            "userfaultfd": lambda: _c(_libc.syscall(nr["userfaultfd"], 1)),  # UFFD_USER_MODE_ONLY
+            "io_uring_setup": lambda: _c(_libc.syscall(nr["io_uring_setup"], 1, None)),
+            # What the work does need, under the filter too.
+            "socket(AF_UNIX)": lambda: _socket(socket.AF_UNIX),
+            "socketpair(AF_UNIX)": lambda: [s.close() for s in socket.socketpair()] and "ok",
+            "fork": _os_fork,
+            "thread": _thread,
+            "exec": lambda: _command(["true"]),
+            "personality(query)": lambda: "ok" if _libc.personality(0xFFFFFFFF) >= 0 else "failed",
+        }
+        results = {name: _isolated(call) for name, call in probes.items()}
+        status = dict(line.split(":\\t", 1) for line in Path("/proc/self/status").read_text().splitlines()
+                      if line.startswith("Seccomp"))
+        results["seccomp mode"] = status.get("Seccomp", "?").strip()
+        results["hostname"] = socket.gethostname()
+        results["uname nodename"] = os.uname().nodename
+        results["/proc/sys/kernel/hostname"] = Path("/proc/sys/kernel/hostname").read_text().strip()
+        return _json(results)
+
+
+    def open_fds(payload, dataset):
+        return _json(sorted(int(fd) for fd in os.listdir("/proc/self/fd")))
 
 
     def sleep_forever(payload, dataset):
@@ -255,7 +427,14 @@ def _nobody_connected(server: socket.socket) -> bool:
     return False
 
 
-def test_no_network_not_even_the_hosts_loopback(files, tmp_path, mechanism, listeners) -> None:
+@pytest.mark.parametrize("layers", ["all", "namespaces alone"])
+def test_no_network_not_even_the_hosts_loopback(
+    files, tmp_path, mechanism, listeners, layers, monkeypatch
+) -> None:
+    if layers == "namespaces alone":
+        # The seccomp filter refuses AF_INET sockets outright; without it, the network
+        # namespace alone must still keep the work off the host's loopback.
+        monkeypatch.setattr(sandbox, "_filter_program", lambda chosen: None)
     # Sanity: the host's own listeners do accept connections from outside the sandbox.
     probe = socket.create_connection(("127.0.0.1", listeners["tcp_port"]), timeout=3)
     probe.close()
@@ -315,6 +494,209 @@ def test_the_environment_is_clean(files, tmp_path, mechanism, monkeypatch) -> No
 def test_it_has_no_capabilities(files, tmp_path, mechanism) -> None:
     caps = run("capabilities", files, tmp_path, mechanism)
     assert caps["CapEff"] == caps["CapPrm"] == caps["CapBnd"] == "0" * 16
+
+
+# --- the kernel: seccomp filter, keyrings, host name ---------------------------------------------
+
+_SYSCALLS = ("clone", "clone3", "keyctl", "add_key", "bpf", "perf_event_open", "userfaultfd",
+             "io_uring_setup", "process_vm_readv")
+
+# What each probe gets inside the sandbox ("ok": allowed, else the errno's name).
+REFUSED_INSIDE = {
+    "unshare(CLONE_NEWUSER)": "EPERM",
+    "unshare(CLONE_NEWNET)": "EPERM",
+    "clone(CLONE_NEWUSER)": "EPERM",
+    "clone3(CLONE_NEWUSER)": "ENOSYS",  # so that the C library falls back to clone()
+    "unshare -U": "exit 1",  # util-linux's unshare, nested: refused
+    "setns": "EPERM",
+    "mount": "EPERM",
+    "ptrace(PTRACE_TRACEME)": "EPERM",
+    "process_vm_readv": "EPERM",
+    "keyctl": "EPERM",
+    "add_key": "EPERM",
+    "/proc/keys": "EACCES",  # covered by a nodev bind of /dev/null
+    "sethostname": "EPERM",
+    "personality(ADDR_NO_RANDOMIZE)": "EPERM",
+    "socket(AF_INET)": "EAFNOSUPPORT",
+    "socket(AF_INET6)": "EAFNOSUPPORT",
+    "socket(AF_NETLINK)": "EAFNOSUPPORT",
+    "socket(AF_PACKET)": "EAFNOSUPPORT",
+    "bpf": "EPERM",
+    "perf_event_open": "EPERM",
+    "userfaultfd": "EPERM",
+    "io_uring_setup": "EPERM",
+}
+# What the work needs, allowed inside.
+ALLOWED_INSIDE = ("socket(AF_UNIX)", "socketpair(AF_UNIX)", "fork", "thread", "exec",
+                  "personality(query)")
+# Refused by the kernel's own checks outside the sandbox too when not run by root.
+_ROOT_ONLY_CONTROLS = ("bpf", "perf_event_open", "io_uring_setup", "socket(AF_PACKET)")
+
+
+def _numbers() -> bytes:
+    import pyseccomp
+
+    numbers = {name: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) for name in _SYSCALLS}
+    return json.dumps(numbers).encode()
+
+
+@pytest.fixture
+def filtered() -> None:
+    if sandbox.seccomp_problem() is not None:
+        pytest.fail(f"the seccomp filter cannot be built here: {sandbox.seccomp_problem()}")
+
+
+def test_the_kernel_surface_training_never_needs_is_refused(
+    files, tmp_path, mechanism, filtered
+) -> None:
+    result = run_sandboxed("cove_probe", "kernel_probes", _numbers(), policy(files, tmp_path),
+                           mechanism=mechanism)
+    assert result.seccomp == seccomp_filter.FILTER_NAME
+    assert seccomp_filter.FILTER_NAME in result.details
+    out = json.loads(result.output)
+    assert {name: out[name] for name in REFUSED_INSIDE} == REFUSED_INSIDE
+    assert {name: out[name] for name in ALLOWED_INSIDE} == dict.fromkeys(ALLOWED_INSIDE, "ok")
+    assert out["seccomp mode"] == "2"  # filtered, by the kernel's own account
+
+
+def test_the_same_probes_succeed_outside_the_sandbox(files, tmp_path) -> None:
+    # The control: unconfined, the very same probes get through, so the test above can fail.
+    result = run_sandboxed("cove_probe", "kernel_probes", _numbers(), policy(files, tmp_path),
+                           mechanism="none", allow_unsandboxed=True)
+    assert result.seccomp is None and result.details.startswith("none: unconfined")
+    out = json.loads(result.output)
+    assert out["seccomp mode"] == "0"
+    assert out["/proc/keys"].endswith("lines")  # at least the probe's own key
+    assert out["hostname"] != entry.HOSTNAME
+    for name, inside in REFUSED_INSIDE.items():
+        if name == "/proc/keys" or (name in _ROOT_ONLY_CONTROLS and os.geteuid() != 0):
+            continue
+        # "ok", or a complaint about the probe's own dummy arguments (EINVAL, EFAULT).
+        assert out[name] != inside and out[name] in ("ok", "EINVAL", "EFAULT"), name
+
+
+def test_host_name_and_keyrings_are_hidden(files, tmp_path, mechanism) -> None:
+    out = run("kernel_probes", files, tmp_path, mechanism, _numbers())
+    assert out["hostname"] == out["uname nodename"] == entry.HOSTNAME
+    assert out["/proc/sys/kernel/hostname"] == entry.HOSTNAME
+    targets = [p for p in entry.MASKED_PROC_FILES if Path(p).exists()]
+    assert "/proc/keys" in targets and "/proc/key-users" in targets
+    assert set(run("try_read", files, tmp_path, mechanism, json.dumps(targets).encode()).values()) \
+        == {"PermissionError"}
+
+
+def test_no_descriptor_but_the_pipes_reaches_the_work(files, tmp_path, mechanism) -> None:
+    # The filter's descriptor is read (by bwrap, or the init) and closed before the work.
+    fds = run("open_fds", files, tmp_path, mechanism)
+    assert fds == [0, 1, 2, 3, 4]  # stdin, stdout, stderr, the result pipe, listdir's own
+
+
+def test_the_filter_allows_no_other_abi(filtered) -> None:
+    # A call through another ABI (i386's int 0x80, x32) would bypass rules written for the
+    # native numbers: the filter kills instead.
+    pfc = seccomp_filter.pseudo_code()
+    assert "invalid architecture action\naction KILL_PROCESS" in pfc
+    assert pfc.count("filter for arch") == 1
+
+
+def test_an_older_libseccomp_still_refuses_the_newer_calls(filtered, monkeypatch) -> None:
+    # A libseccomp that does not know clone3 by name must not drop its rule.
+    import pyseccomp
+
+    known = pyseccomp.resolve_syscall
+    monkeypatch.setattr(pyseccomp, "resolve_syscall",
+                        lambda arch, name: -1 if name == "clone3" else known(arch, name))
+    pfc = seccomp_filter.pseudo_code()
+    assert "if ($syscall == 435)\n    action ERRNO(38);" in pfc
+
+
+def test_without_libseccomp_it_refuses_unless_the_policy_allows(
+    files, tmp_path, mechanism, monkeypatch
+) -> None:
+    monkeypatch.setattr(sandbox, "seccomp_problem", lambda: "libseccomp cannot be loaded (test)")
+    monkeypatch.setattr(seccomp_filter, "program", _no_filter)
+    assert sandbox_available() is None  # a default policy could not run here
+    with pytest.raises(SandboxError, match="seccomp filter cannot be made") as caught:
+        run_sandboxed("cove_probe", "echo", b"", policy(files, tmp_path), mechanism=mechanism)
+    assert caught.value.reason == "unavailable"
+    # Allowed to run unsandboxed, it does not pretend: it runs, and says, "none".
+    assert run_sandboxed("cove_probe", "echo", b"", policy(files, tmp_path),
+                         allow_unsandboxed=True).mechanism == "none"
+    # A policy that accepts namespaces without the filter gets them, and the result says so.
+    result = run_sandboxed("cove_probe", "kernel_probes", _numbers(),
+                           policy(files, tmp_path, require_seccomp=False), mechanism=mechanism)
+    assert result.mechanism == mechanism and result.seccomp is None
+    assert "no seccomp filter (libseccomp cannot be loaded (test))" in result.details
+    assert json.loads(result.output)["seccomp mode"] == "0"
+    assert "no seccomp filter" in result.log_path.read_text()
+
+
+def _no_filter() -> bytes:
+    raise seccomp_filter.FilterUnavailable("libseccomp cannot be loaded (test)")
+
+
+def test_filter_unavailable_reasons(monkeypatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pyseccomp(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "pyseccomp":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyseccomp)
+    monkeypatch.setattr(seccomp_filter, "_cached", None)
+    assert seccomp_filter.unavailable_reason() == "the pyseccomp package is not installed"
+    monkeypatch.setattr(seccomp_filter, "_cached", None)
+    monkeypatch.setattr(seccomp_filter, "_kernel_supports_seccomp", lambda: False)
+    assert seccomp_filter.unavailable_reason() == "the kernel has no seccomp support"
+    monkeypatch.setattr(seccomp_filter, "_cached", None)  # and the next caller rebuilds it
+
+
+# --- DP training under the filter --------------------------------------------------------------
+
+
+def test_dp_training_completes_in_the_filtered_sandbox(tmp_path, mechanism, filtered) -> None:
+    # The runner's own job (torch + Opacus, Poisson sampling, worker threads) under the filter.
+    import base64
+
+    from conftest import make_table
+    from safetensors.torch import load as load_safetensors
+
+    from compute_to_data.job_training import TrainingOrder, TrainingOutput
+    from exchange.datasets import CommitmentKey, commit, draft_schema, load_table
+    from exchange.ml.accounting import DpParams
+    from exchange.ml.model import build_model
+    from exchange.ml.spec import ModelSpec
+
+    spec = ModelSpec.parse({
+        "task": "classification", "features": ["age", "bmi", "smoker"], "target": "diagnosis",
+        "layers": [{"type": "Linear", "out_features": 4}, {"type": "ReLU"},
+                   {"type": "Linear", "out_features": 2}],
+        "loss": "cross_entropy", "optimizer": "adam", "learning_rate": 0.01,
+        "expected_batch_size": 32, "epochs": 1,
+        "dp": {"noise_multiplier": 1.5, "delta": 1e-5, "max_grad_norm": 1.0},
+    })  # fmt: skip
+    data = tmp_path / "patients.csv"
+    make_table(rows=300).to_csv(data, index=False)
+    frame = load_table(data)
+    schema = draft_schema(frame)
+    key = CommitmentKey(bytes(range(32)))
+    params = DpParams.for_spec(spec, 300)
+    order = TrainingOrder(spec=spec.to_json().decode(), dataset_schema=schema, public_rows=300,
+                          commitment=commit(frame, key).digest, commitment_key=key.secret.hex(),
+                          dp=params.to_onchain(), delta=params.delta_fixed, device="cpu")
+    rules = SandboxPolicy(dataset=data, cpu_seconds=300, memory_bytes=6 << 30, wall_seconds=300,
+                          log_path=tmp_path / "training.log")
+    result = run_sandboxed("compute_to_data.job_training", "train_job",
+                           order.model_dump_json().encode(), rules, mechanism=mechanism,
+                           stage="training")
+    assert result.mechanism == mechanism and result.seccomp == seccomp_filter.FILTER_NAME
+    output = TrainingOutput.model_validate_json(result.output)
+    weights = load_safetensors(base64.b64decode(output.weights))
+    assert set(weights) == {name for name, _ in build_model(spec, schema).named_parameters()}
+    assert output.run["epsilon"] > 0 and output.run["device"] == "cpu"
 
 
 # --- limits ------------------------------------------------------------------------------------
@@ -405,6 +787,7 @@ def test_a_missing_module_is_an_import_failure(files, tmp_path, mechanism) -> No
 
 @pytest.fixture
 def no_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "_best_mechanism", lambda: None)
     monkeypatch.setattr(sandbox, "sandbox_available", lambda: None)
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 
 from exchange.accounts import dev_account
+from exchange.ml.accounting import ORDERS_FIXED
 from exchange.policy import PolicyTerms
 from exchange.provenance import Check, ProvenanceRecord, epsilon_of_curve, sha256_hex, sign
 from exchange.sdk import display
@@ -96,9 +96,8 @@ def test_checks_table_and_passed() -> None:
 
 
 def test_provenance_is_a_two_column_table() -> None:
-    orders = (1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 16000, 20000, 24000, 32000, 48000, 64000)
+    orders = ORDERS_FIXED
     curve = tuple(30_000_000 * o // 1000 for o in orders)
-    started = datetime(2025, 3, 1, 12, tzinfo=UTC)
     runner = dev_account(2)
     record = ProvenanceRecord(
         chain_id=31337, compute_jobs="0x5FbDB2315678afecb367f032d93F642f64180aa3", job_id=7, dataset_id=3,
@@ -106,8 +105,7 @@ def test_provenance_is_a_two_column_table() -> None:
         dp={"noise_multiplier": 1_100_000, "sample_rate": 10_000_000, "steps": 300, "clip_norm": 1_000_000, "epochs": 3},
         rdp_orders=orders, rdp_curve=curve, epsilon=epsilon_of_curve(orders, curve, 10**13), delta=10**13,
         library_versions={"torch": "2.5.1", "opacus": "<1.6>"}, device="cpu", sandbox="bwrap",
-        started_at=started, finished_at=started + timedelta(seconds=42),
-        weights_hash=sha256_hex(b"w"), weights_cid=str(compute_cid(b"e")),
+        public_rows=2980, weights_hash=sha256_hex(b"w"), weights_cid=str(compute_cid(b"e")),
     )  # fmt: skip
     provenance = Provenance(sign(record, runner))
     markup = provenance._repr_html_()
@@ -117,7 +115,11 @@ def test_provenance_is_a_two_column_table() -> None:
     assert pairs["job"] == "7" and pairs["dataset"] == "3" and pairs["δ"] == "1e-05"
     assert pairs["noise multiplier σ"] == "1.1" and pairs["sample rate q"] == "0.01" and pairs["steps"] == "300"
     assert pairs["ε spent"] == f"{record.epsilon / 1e6:g}" and pairs["sandbox"] == "bwrap"
+    # The tight figure: recomputed from the record's parameters, below the ledger's RDP bound.
+    assert provenance.tight_epsilon is not None and 0 < provenance.tight_epsilon < record.epsilon / 1e6
+    assert pairs["tight ε (PLD, not enforced)"] == f"{provenance.tight_epsilon:.4g}"
     assert pairs["libraries"] == "opacus <1.6>, torch 2.5.1" and "&lt;1.6&gt;" in markup
-    assert pairs["trained"].endswith("42.0 s") and re.fullmatch(r"0x[0-9a-f]{130}", pairs["signature"])
+    assert pairs["public row count (sets q)"] == "2980" and "trained" not in pairs  # no private timing
+    assert pairs["accountant"] == "RDP over 24 orders" and re.fullmatch(r"0x[0-9a-f]{130}", pairs["signature"])
     assert provenance.job_id == 7 and provenance.epsilon == record.epsilon / 1e6  # record fields as attributes
     assert "Provenance of job #7" in repr(provenance)

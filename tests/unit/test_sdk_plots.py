@@ -29,7 +29,7 @@ def line(ax: Any, label: str) -> Any:
 
 
 def test_budget_plot_steps_composed_epsilon_against_the_budget() -> None:
-    history = pd.DataFrame({"job": [2, 5, 6], "status": ["completed"] * 3,
+    history = pd.DataFrame({"job": pd.array([None, 5, 6], dtype="Int64"), "status": ["published", "completed", "completed"],
                             "epsilon": [1.0, 1.0, 1.0], "composed_epsilon": [1.0, 1.52, 1.95]})  # fmt: skip
     ax = plots.budget(history, 4.0)
     composed = line(ax, "ε spent (RDP composition)")
@@ -42,7 +42,7 @@ def test_budget_plot_steps_composed_epsilon_against_the_budget() -> None:
     assert list(summed.get_ydata()) == [0.0, 1.0, 2.0, 3.0, 3.0]
     budget = line(ax, "budget ε 4")
     assert list(budget.get_ydata()) == [4.0, 4.0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["start", "#2", "#5", "#6"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["start", "row count", "#5", "#6"]
     assert ax.get_ylim()[1] >= 4.0
 
 

@@ -77,6 +77,8 @@ abstract contract AccessPolicies {
     error InvalidPerJobCap(uint32 perJobCap, uint32 budget);
     /// @notice δ must lie strictly between 0 and 1.
     error InvalidDelta(uint64 delta);
+    /// @notice δ must be below 1/n for the dataset's public row count n.
+    error DeltaNotBelowOneOverRows(uint64 delta, uint64 rows);
     /// @notice At least one epoch must be allowed.
     error InvalidMaxEpochs();
     /// @notice A priced dataset needs a payment token.
@@ -124,15 +126,20 @@ abstract contract AccessPolicies {
     }
 
     /**
-     * @notice Reverts with the policy setter's error when `policy` is invalid. Lets callers
-     * (the CLI, a governance proposal) refuse a bad policy before it is sent.
+     * @notice Reverts with the policy setter's error when `policy` is invalid for a dataset of
+     * `rows` public rows. Lets callers (the CLI, a governance proposal) refuse a bad policy
+     * before it is sent.
+     * @param policy The policy.
+     * @param rows The dataset's public row count: δ must be below 1/rows (a δ of 1/n or more
+     * lets a mechanism publish a row outright with probability δ per row).
      */
-    function checkPolicy(Policy calldata policy) public view {
+    function checkPolicy(Policy calldata policy, uint64 rows) public view {
         if (policy.budget == 0) revert InvalidPrivacyBudget();
         if (policy.perJobCap == 0 || policy.perJobCap > policy.budget) {
             revert InvalidPerJobCap(policy.perJobCap, policy.budget);
         }
         if (policy.delta == 0 || policy.delta >= DELTA_ONE) revert InvalidDelta(policy.delta);
+        if (uint256(policy.delta) * rows >= DELTA_ONE) revert DeltaNotBelowOneOverRows(policy.delta, rows);
         if (policy.maxEpochs == 0) revert InvalidMaxEpochs();
         if (policy.price == 0) {
             if (policy.freeCap == 0) revert MissingFreeCap();
@@ -145,7 +152,7 @@ abstract contract AccessPolicies {
     }
 
     function _setPolicy(uint256 datasetId, Policy calldata policy, bytes32 listsDigest) internal {
-        checkPolicy(policy);
+        checkPolicy(policy, _publicRows(datasetId));
         // Field by field, so that the record's jobsPaused flag is kept.
         PolicyRecord storage stored = _policies[datasetId];
         stored.paymentToken = policy.paymentToken;
@@ -183,6 +190,9 @@ abstract contract AccessPolicies {
     function _requirePolicyController(uint256 datasetId) internal view virtual;
 
     function _policyVersion(uint256 datasetId) internal view virtual returns (uint32);
+
+    /// @dev The public (noisy) row count of `datasetId`.
+    function _publicRows(uint256 datasetId) internal view virtual returns (uint64);
 
     /// @dev Increments and returns the policy version of `datasetId`.
     function _bumpPolicyVersion(uint256 datasetId) internal virtual returns (uint32);

@@ -9,16 +9,19 @@ import {Datatoken} from "../tokens/Datatoken.sol";
 struct Dataset {
     /// sha256 digest of the metadata document; its CID is the raw-codec CIDv1 of this digest.
     bytes32 metadataDigest;
-    /// sha256 of the canonical serialisation of the private table.
+    /// A hiding commitment to the private table (a keyed hash only its owner can recompute).
     bytes32 commitment;
     /// The dataset's ERC-20 job-credit token (an ERC-1167 clone).
     address datatoken;
-    /// Rows in the private table (the privacy unit is one row).
+    /// The public row count: the true count plus Gaussian noise of `countNoise` (a DP release
+    /// charged to the ledger at publish). The privacy unit is one row, add/remove neighbours.
     uint64 rows;
     /// Version of the current access policy, from 1.
     uint32 policyVersion;
     /// The runner account allowed to serve compute jobs on this dataset.
     address runner;
+    /// σ of the row count's noise, in millionths.
+    uint32 countNoise;
     /// Who may change the policy; address(0) means the NFT owner.
     address controller;
 }
@@ -27,7 +30,10 @@ struct Dataset {
 struct DatasetParams {
     bytes32 metadataDigest;
     bytes32 commitment;
+    /// The noisy row count (see {Dataset-rows}).
     uint64 rows;
+    /// σ of the count's noise, in millionths; positive.
+    uint32 countNoise;
     address runner;
     /// address(0) leaves control with the NFT owner; a timelock makes the dataset governed.
     address controller;
@@ -54,6 +60,7 @@ abstract contract DatasetRegistry is ERC721 {
         bytes32 metadataDigest,
         bytes32 commitment,
         uint64 rows,
+        uint32 countNoise,
         address runner
     );
     /// @notice The runner allowed to serve `datasetId` changed.
@@ -121,6 +128,7 @@ abstract contract DatasetRegistry is ERC721 {
         if (params.metadataDigest == 0) revert MissingDatasetField("metadataDigest");
         if (params.commitment == 0) revert MissingDatasetField("commitment");
         if (params.rows == 0) revert MissingDatasetField("rows");
+        if (params.countNoise == 0) revert MissingDatasetField("countNoise");
         if (params.runner == address(0)) revert MissingDatasetField("runner");
         uint256 existing = _datasetByCommitment[params.commitment];
         if (existing != 0) revert CommitmentAlreadyPublished(params.commitment, existing);
@@ -134,11 +142,13 @@ abstract contract DatasetRegistry is ERC721 {
         dataset.datatoken = datatoken;
         dataset.rows = params.rows;
         dataset.runner = params.runner;
+        dataset.countNoise = params.countNoise;
         if (params.controller != address(0)) dataset.controller = params.controller;
         _mint(owner, datasetId);
 
         emit DatasetPublished(
-            datasetId, owner, datatoken, params.metadataDigest, params.commitment, params.rows, params.runner
+            datasetId, owner, datatoken, params.metadataDigest, params.commitment, params.rows, params.countNoise,
+            params.runner
         );
         if (params.controller != address(0)) {
             emit PolicyControllerChanged(datasetId, address(0), params.controller);

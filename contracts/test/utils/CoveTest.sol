@@ -24,6 +24,16 @@ abstract contract CoveTest is Test {
     uint64 internal constant DELTA = 1e12;
     /// @notice 5 tUSD per credit.
     uint96 internal constant PRICE = 5 ether;
+    /// @notice σ 100.0 (millionths) of the noise on the published row count: its release
+    /// costs RDP α/20000 per order, a small but nonzero charge on every fresh ledger.
+    uint32 internal constant COUNT_NOISE = 100_000_000;
+    /**
+     * @notice ε (millionths) of that publication charge at δ 1e-6 (the fixture policies' δ):
+     * `exchange.ml.accounting.epsilon(count_release_curve(100_000_000), 1e-6)` (and opacus'
+     * get_privacy_spent on the same integer curve) gives 38473.11767481263 micro-ε, at α = 512;
+     * the chain rounds up to the next millionth.
+     */
+    uint32 internal constant PUBLICATION_EPSILON = 38_474;
 
     Cove internal cove;
     TestPaymentToken internal usd;
@@ -59,6 +69,7 @@ abstract contract CoveTest is Test {
             metadataDigest: keccak256(abi.encode("metadata", seed)),
             commitment: keccak256(abi.encode("commitment", seed)),
             rows: 1_000,
+            countNoise: COUNT_NOISE,
             runner: runner,
             controller: address(0)
         });

@@ -1,0 +1,59 @@
+"""`cove schema draft|check`: write the public schema a dataset is published under."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from exchange.cli.options import JsonOption
+from exchange.cli.output import console, errors, print_json, success
+from exchange.datasets import DatasetSchema, check_kinds, departures, draft_schema, load_table
+
+app = typer.Typer(help="The declared public schema of a dataset: draft it, edit it, check it.", no_args_is_help=True)
+
+_DRAFT_WARNING = (
+    "This draft was read off your private rows: its ranges, labels and nullability describe "
+    "them. Edit it into public knowledge (the domain's natural ranges, the full list of codes) "
+    "before you publish with --schema; Cove publishes exactly what the file says."
+)
+
+
+@app.command("draft")
+def draft(
+    file: Path = typer.Argument(..., help="The private CSV or Parquet file."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the draft here \\[default: print it]."),
+) -> None:
+    """Print a draft schema of a private file, for you to edit (it is read off the rows, so
+    never publish it unedited)."""
+    schema = draft_schema(load_table(file))
+    text = json.dumps(schema.model_dump(mode="json", exclude_none=True), indent=2) + "\n"
+    errors.print(f"[yellow]{_DRAFT_WARNING}[/yellow]")
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        success(f"draft written to {out}")
+
+
+@app.command("check")
+def check(
+    schema_file: Path = typer.Argument(..., help="The declared schema (JSON)."),
+    file: Path | None = typer.Option(None, "--data", help="Also compare a private file with it (on this screen only)."),
+    json: JsonOption = False,
+) -> None:
+    """Validate a declared schema, and say (to you alone) what training will adapt in a file:
+    values clipped into the declared ranges, undeclared labels, missing cells."""
+    schema = DatasetSchema.load(schema_file)
+    notes: list[str] = []
+    if file is not None:
+        frame = load_table(file)
+        check_kinds(frame, schema)
+        notes = departures(frame, schema)
+    if json:
+        print_json({"valid": True, "columns": len(schema.columns), "departures": notes})
+        return
+    success(f"{schema_file}: a valid schema of {len(schema.columns)} column(s)")
+    for note in notes:
+        console.print(f"  {note}")
