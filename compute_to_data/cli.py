@@ -122,6 +122,7 @@ def runner_start(
             pass
         console.print("runner stopped")
     finally:
+        runner.close()  # the warm sandbox, if one was started
         if node is not None:
             node.stop()
 

@@ -20,6 +20,11 @@ from exchange.ml.spec import ModelSpec
 from exchange.ml.weights import export_weights
 from exchange.storage import canonical_json
 
+# Modules the first training step imports lazily (torch.optim reaches torch._dynamo): a warm
+# sandbox's zygote imports them with this module, so that no job pays for them again
+# (compute_to_data.warm_sandbox). Imports only: nothing here runs a torch op.
+WARM_IMPORTS = ("torch._dynamo",)
+
 
 class TrainingOrder(BaseModel):
     """What the runner asks the sandbox to do: public inputs, and the owner's commitment key

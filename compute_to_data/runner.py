@@ -39,9 +39,10 @@ from typing import Any
 from compute_to_data.data_files import DataFiles
 from compute_to_data.resources import estimated_memory_bytes
 from compute_to_data.job_training import TrainingOrder, TrainingOutput
-from compute_to_data.sandbox import SandboxPolicy, run_sandboxed
+from compute_to_data.sandbox import SandboxPolicy
 from compute_to_data.state import JobRecord, RunnerState, Stage
 from compute_to_data.training import library_versions
+from compute_to_data.warm_sandbox import WarmSandbox
 from exchange.catalog import dataset_view
 from exchange.datasets import CommitmentKey
 from exchange.client import CoveClient
@@ -112,6 +113,9 @@ class Runner:
         self.state = state or RunnerState(client.home.runner / f"{name}.sqlite")
         self.outputs = client.home.runner / f"{name}-outputs"
         self.report = report or (lambda message: log.info(message))
+        # Started at the first job and kept: each job is a fresh fork of its pre-imported
+        # zygote, as isolated as a new sandbox (see compute_to_data.warm_sandbox).
+        self._sandbox: WarmSandbox | None = None
 
     @property
     def commitment_key(self) -> CommitmentKey | None:
@@ -124,10 +128,18 @@ class Runner:
 
     def run(self, interval: float = 1.0, stop: Callable[[], bool] = lambda: False) -> None:
         """Polls the chain until `stop()` says so."""
-        self.recover()
-        while not stop():
-            self.poll()
-            time.sleep(interval)
+        try:
+            self.recover()
+            while not stop():
+                self.poll()
+                time.sleep(interval)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stops the warm sandbox, if one was started (the next job starts another)."""
+        if self._sandbox is not None:
+            self._sandbox.close()
 
     def recover(self) -> None:
         """Settles jobs a previous run left half-way (see the module doc)."""
@@ -248,11 +260,13 @@ class Runner:
             wall_seconds=self.limits.wall_seconds,
             log_path=self.client.home.runner / f"job-{job.job_id}.log",
         )
-        try:
-            result = run_sandboxed(
-                "compute_to_data.job_training", "train_job", order.model_dump_json().encode(), policy,
-                allow_unsandboxed=self.limits.allow_unsandboxed, stage="training",
+        if self._sandbox is None:
+            self._sandbox = WarmSandbox(
+                "compute_to_data.job_training", "train_job", allow_unsandboxed=self.limits.allow_unsandboxed,
+                log_path=self.client.home.runner / "sandbox-zygote.log",
             )  # fmt: skip
+        try:
+            result = self._sandbox.run(order.model_dump_json().encode(), policy, stage="training")
         except SandboxError as error:
             raise JobRefused(
                 f"Training did not finish ({error.reason}); no model was released, and the privacy charge stays "
@@ -297,8 +311,13 @@ class Runner:
         self._finish(self.state.get(job_id), "accepted")  # type: ignore[arg-type]
 
     def _finish(self, record: JobRecord, status: str) -> None:
-        """Sends `complete` (unless it landed) and only then publishes the results."""
+        """Sends `complete` (unless it landed); the results are in the store by then.
+
+        They go into the store first, so that a buyer who sees `complete` land finds them at
+        once: the endpoint serves only what the chain names, so nothing is served before.
+        If the buyer took the job back meanwhile, they are removed again, never published."""
         folder = self.outputs / str(record.job_id)
+        stored = [self.client.store.put((folder / name).read_bytes()) for name in ("weights.enc", "provenance.json")]
         if status == "accepted":
             outputs = json.loads(record.outputs or "{}")
             function = self.client.jobs.functions.complete(
@@ -310,11 +329,11 @@ class Runner:
             except TransactionReverted:
                 status = self._status(record.job_id)
         if status == "accepted" or status == "completed":
-            self.client.store.put((folder / "weights.enc").read_bytes())
-            self.client.store.put((folder / "provenance.json").read_bytes())
             self.state.advance(record.job_id, Stage.COMPLETED)
             self.report(f"job #{record.job_id}: completed")
         else:  # taken back by the buyer meanwhile: the results must never be published
+            for cid in stored:
+                self.client.store.path_for(cid).unlink(missing_ok=True)
             self.state.advance(record.job_id, Stage.FAILED, reason=f"closed on-chain as {status}")
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -60,6 +60,12 @@ escapes the kill.
 
 Failures raise SandboxError with a generic sentence (stage and reason). The child's
 stderr, which could quote private data, goes only to a log file the owner reads.
+
+This is the cold path: a new sandbox, and a new Python that imports the work, per call.
+`compute_to_data.warm_sandbox.WarmSandbox` builds the same sandbox once around a zygote
+that has imported the work, and forks a fresh child of it per job, with the same limits,
+the same result and `SandboxResult.warm` set; its docstring says why each job is as
+isolated as here, and where it falls back to this path.
 """
 
 from __future__ import annotations
@@ -75,10 +81,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -198,6 +205,9 @@ class SandboxResult:
     # require_seccomp=False on a machine that cannot build the filter.
     seccomp: str | None = None
     details: str = ""  # one sentence for the owner's log and provenance: what confined it
+    # True when a warm sandbox ran it (a fork of its pre-imported zygote, see
+    # compute_to_data.warm_sandbox); False for a fresh sandbox of its own.
+    warm: bool = False
 
 
 def gpu_devices() -> tuple[Path, ...]:
@@ -277,8 +287,13 @@ def _top_level_location(module: str) -> list[str]:
 
 def _readonly_paths(module: str, policy: SandboxPolicy) -> list[str]:
     """Everything the child may read: Python, the venv, the code it imports, the dataset."""
-    paths = {sys.base_prefix, sys.prefix, str(policy.dataset)}
-    paths.update(str(p) for p in policy.python_path)
+    return _code_paths(module, policy.python_path, extra=(policy.dataset,))
+
+
+def _code_paths(module: str, python_path: tuple[Path, ...], extra: tuple[Path, ...] = ()) -> list[str]:
+    """Python, the venv and the code `module` imports (and `extra`), as read-only binds."""
+    paths = {sys.base_prefix, sys.prefix, *(str(p) for p in extra)}
+    paths.update(str(p) for p in python_path)
     for name in (*_PROJECT_PACKAGES, module):
         paths.update(_top_level_location(name))
     paths.add("/usr")
@@ -291,8 +306,12 @@ def _readonly_paths(module: str, policy: SandboxPolicy) -> list[str]:
 
 
 def _child_env(policy: SandboxPolicy, home: str) -> dict[str, str]:
+    return _clean_env(policy.env, home)
+
+
+def _clean_env(extra: dict[str, str], home: str) -> dict[str, str]:
     env = {"PATH": _SAFE_PATH, "HOME": home, "LANG": os.environ.get("LANG") or "C.UTF-8"}
-    env.update(policy.env)
+    env.update(extra)
     return env
 
 
@@ -352,7 +371,7 @@ def _bwrap_argv(spec: dict[str, Any]) -> list[str]:
     argv += ["--remount-ro", "/", "--remount-ro", "/proc", "--remount-ro", "/dev"]
     for name, value in spec["env"].items():
         argv += ["--setenv", name, value]
-    return [*argv, "--", *_entry_argv("run", spec)]
+    return [*argv, "--", *_entry_argv(spec.get("mode", "run"), spec)]
 
 
 def _command(mechanism: Mechanism, spec: dict[str, Any]) -> list[str]:
@@ -360,7 +379,7 @@ def _command(mechanism: Mechanism, spec: dict[str, Any]) -> list[str]:
         return _bwrap_argv(spec)
     if mechanism == "unshare":
         return [_unshare() or "unshare", *_UNSHARE_FLAGS, *_entry_argv("init", spec)]
-    return _entry_argv("run", spec)
+    return _entry_argv(spec.get("mode", "run"), spec)
 
 
 def _choose(
@@ -397,39 +416,45 @@ def _log_file(policy: SandboxPolicy) -> Path:
 
 
 class _Pipes:
-    """Feeds the payload and collects at most `limit` result bytes without blocking the wait."""
+    """Feeds the payload and collects at most `limit` result bytes without blocking the wait.
 
-    def __init__(self, process: subprocess.Popen[bytes], payload: bytes, limit: int):
+    `on_overflow` stops the work once the result is too large (no need to wait for the
+    wall clock): kill the group (cold), or ask the zygote to stop the child (warm).
+    """
+
+    def __init__(
+        self, stdin: IO[bytes], stdout: IO[bytes], payload: bytes, limit: int,
+        on_overflow: Callable[[], None],
+    ):
         self.chunks: list[bytes] = []
         self.overflow = False
         self._limit = limit
+        self._on_overflow = on_overflow
         self._threads = [
-            threading.Thread(target=self._feed, args=(process, payload), daemon=True),
-            threading.Thread(target=self._collect, args=(process,), daemon=True),
+            threading.Thread(target=self._feed, args=(stdin, payload), daemon=True),
+            threading.Thread(target=self._collect, args=(stdout,), daemon=True),
         ]
         for thread in self._threads:
             thread.start()
 
-    def _feed(self, process: subprocess.Popen[bytes], payload: bytes) -> None:
-        assert process.stdin is not None
+    def _feed(self, stdin: IO[bytes], payload: bytes) -> None:
         try:
-            process.stdin.write(payload)
+            stdin.write(payload)
         except (BrokenPipeError, OSError):
             pass  # the child died or stopped reading; its exit status tells why
         finally:
             try:
-                process.stdin.close()
+                stdin.close()
             except OSError:
                 pass
 
-    def _collect(self, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
+    def _collect(self, stdout: IO[bytes]) -> None:
         size = 0
-        while chunk := process.stdout.read(1 << 16):
+        while chunk := stdout.read(1 << 16):
             size += len(chunk)
             if size > self._limit:
                 self.overflow = True
-                _kill_group(process)  # no need to wait for the wall clock
+                self._on_overflow()
                 break
             self.chunks.append(chunk)
 
@@ -468,6 +493,11 @@ def _failure(stage: str, reason: str, log: Path) -> SandboxError:
         reason=reason,
         log_path=str(log),
     )
+
+
+def _frame_limit(policy: SandboxPolicy) -> int:
+    """The most bytes a framed result may have on the pipe."""
+    return policy.max_output_bytes + len(entry.FRAME_MAGIC) + 8
 
 
 def _unframe(data: bytes, limit: int) -> bytes | None:
@@ -582,8 +612,9 @@ def _wait(
     started: float,
 ) -> bytes:
     deadline = started + policy.wall_seconds
-    limit = policy.max_output_bytes + len(entry.FRAME_MAGIC) + 8
-    pipes = _Pipes(process, payload, limit)
+    assert process.stdin is not None and process.stdout is not None
+    pipes = _Pipes(process.stdin, process.stdout, payload, _frame_limit(policy),
+                   lambda: _kill_group(process))
     try:
         returncode = process.wait(max(0.0, deadline - time.monotonic()))
         # An unconfined child's stray descendants may still hold the result pipe open.

@@ -1,7 +1,7 @@
 """The child side of the sandbox: builds the confined view (unshare mechanism) and runs the work.
 
-Invoked by `compute_to_data.sandbox` only, as `python -I -B -m compute_to_data.sandbox_entry
-<mode> <spec-json>`. Two modes:
+Invoked by `compute_to_data.sandbox` and `compute_to_data.warm_sandbox` only, as
+`python -I -B -m compute_to_data.sandbox_entry <mode> <spec-json>`. The modes:
 
 - `init` (unshare mechanism only): runs as root of a fresh user namespace that also owns
   fresh mount, network, PID, IPC and UTS namespaces. It names the UTS namespace
@@ -9,29 +9,48 @@ Invoked by `compute_to_data.sandbox` only, as `python -I -B -m compute_to_data.s
   the work needs (with /proc's keyring and timer lists covered), pivots into it, detaches
   the old root, then forks the worker, which drops every capability, sets no_new_privs,
   installs the seccomp filter the parent compiled (a BPF program read from the file
-  descriptor `seccomp_fd`, see `compute_to_data.seccomp_filter`) and execs `run`. The
-  init stays behind as PID 1 of the namespace: it reaps children and mirrors the worker's
-  exit status. When it exits, the kernel kills every process left in the namespace.
+  descriptor `seccomp_fd`, see `compute_to_data.seccomp_filter`) and execs `run` (or
+  the spec's `mode`: `zygote`). The init stays behind as PID 1 of the namespace: it reaps
+  children and mirrors the worker's exit status. When it exits, the kernel kills every
+  process left in the namespace.
 - `run`: applies the resource limits, reads the payload from stdin, imports
   `module.function`, calls `function(payload, dataset_path)` and writes the framed result
   on the original stdout. Anything the work prints goes to stderr, which is the owner's
   local log, never back to the caller.
+- `zygote` (the warm sandbox, in the same sandbox as `run`): loads the warm sandbox's
+  IPC layer, imports `module` (and its WARM_IMPORTS) and then, per job received on its
+  control socket, forks a child that does what `run` does, with its limits, on the
+  descriptors that came with the job; after each job it kills every other process in the
+  namespace and empties /tmp. See `compute_to_data.warm_sandbox` for why.
+- `open` (the warm sandbox's helper, in a mount namespace of its own): opens the dataset
+  read-only on a read-only mount and sends the descriptor to the runner.
 
 Only the standard library is imported here, before the target module, so nothing
-third-party runs before the limits are in force.
+third-party runs before the limits are in force (in the zygote, nothing runs with private
+data at all: its children apply their limits before they touch any).
 """
 
 from __future__ import annotations
 
+import array  # noqa: F401 - socket's descriptor passing imports it lazily; the zygote may not
+import contextlib
 import ctypes
 import errno
+import fcntl
 import importlib
 import json
 import os
+import random
 import re
 import resource
+import select
+import shutil
 import signal
+import socket
+import stat
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -253,9 +272,9 @@ def _set_names() -> None:
     _check(_libc.setdomainname(domain, ctypes.c_size_t(len(domain))), "setdomainname")
 
 
-def _read_filter(spec: dict[str, Any]) -> bytes | None:
-    """The BPF program the parent left at spec["seccomp_fd"] (then closed), or None."""
-    fd = spec.get("seccomp_fd")
+def _read_filter(spec: dict[str, Any], key: str = "seccomp_fd") -> bytes | None:
+    """The BPF program the parent left at spec[key] (then closed), or None."""
+    fd = spec.get(key)
     if fd is None:
         return None
     with os.fdopen(fd, "rb") as source:
@@ -291,13 +310,15 @@ def _drop_privileges() -> None:
     _check(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
-def _status_of(status: int, rusage: resource.struct_rusage, cpu_seconds: int) -> int:
+def _status_of(status: int, rusage: resource.struct_rusage, cpu_seconds: int | None) -> int:
     """The worker's wait status as one exit status (128 + N for a signal, as bwrap does)."""
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
     sig = os.WTERMSIG(status)
     used = rusage.ru_utime + rusage.ru_stime
-    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and used >= cpu_seconds):
+    if sig == signal.SIGXCPU or (
+        sig == signal.SIGKILL and cpu_seconds is not None and used >= cpu_seconds
+    ):
         return EXIT_CPU
     return 128 + sig
 
@@ -318,16 +339,19 @@ def _init(spec: dict[str, Any]) -> int:
                 # Last: from here on the worker can only exec the work (and the filter
                 # stays across that exec and every fork after it).
                 load_filter(program)
-            argv = [spec["python"], "-I", "-B", "-m", "compute_to_data.sandbox_entry", "run",
-                    json.dumps(spec)]
+            argv = [spec["python"], "-I", "-B", "-m", "compute_to_data.sandbox_entry",
+                    spec.get("mode", "run"), json.dumps(spec)]
             os.execve(spec["python"], argv, spec["env"])
         except BaseException as exc:  # noqa: BLE001 - any failure here is a setup failure
             print(f"sandbox setup failed: {exc}", file=sys.stderr)
         os._exit(EXIT_SETUP)
-    # PID 1: the payload and result pipes belong to the worker alone.
+    # PID 1: the payload and result pipes (or the zygote's control socket) are the worker's.
     devnull = os.open("/dev/null", os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
+    for name in ("control_fd", "ipc_filter_fd"):
+        if spec.get(name) is not None:
+            os.close(spec[name])
     _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
     while True:
         pid, status, rusage = os.wait4(-1, 0)
@@ -361,6 +385,12 @@ def _run(spec: dict[str, Any]) -> int:
     # Keep the real stdout for the result; whatever the work prints lands in the log.
     result_fd = os.dup(1)
     os.dup2(2, 1)
+    sys.path[:0] = spec["python_path"]
+    return _work(spec, Path(spec["dataset"]), result_fd)
+
+
+def _work(spec: dict[str, Any], dataset: Path, result_fd: int) -> int:
+    """Read the payload on stdin, call the work on it, write the framed result to result_fd."""
     try:
         payload = sys.stdin.buffer.read()
     except MemoryError:
@@ -368,7 +398,6 @@ def _run(spec: dict[str, Any]) -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    sys.path[:0] = spec["python_path"]
     try:
         function = getattr(importlib.import_module(spec["module"]), spec["function"])
     except MemoryError:
@@ -377,7 +406,7 @@ def _run(spec: dict[str, Any]) -> int:
         traceback.print_exc()
         return EXIT_IMPORT
     try:
-        output = function(payload, Path(spec["dataset"]))
+        output = function(payload, dataset)
     except MemoryError:
         return _memory_exhausted()
     except BaseException:  # noqa: BLE001 - the traceback goes to the owner's log only
@@ -392,12 +421,476 @@ def _run(spec: dict[str, Any]) -> int:
     return EXIT_OK
 
 
+# --- `open`: a read-only descriptor of the dataset, for the warm sandbox ------------------------
+
+
+def _open_readonly(spec: dict[str, Any]) -> int:
+    """Send the runner one descriptor of spec["path"], opened read-only on a read-only mount.
+
+    Runs in a mount namespace of its own: bwrap's read-only binds, or (spec["bind"], under
+    unshare) a read-only bind of the file onto itself made here. A descriptor the runner
+    opened itself would sit on the owner's writable mount, and through /proc/self/fd the
+    work could reopen that for writing, or fchmod it; on a read-only mount both get EROFS.
+    """
+    sock = socket.socket(fileno=spec["socket_fd"])
+    path = spec["path"]
+    try:
+        if spec["bind"]:
+            _mount(None, "/", None, _MS_REC | _MS_PRIVATE, None)
+            _bind_readonly(path, path)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC)
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or not os.fstatvfs(fd).f_flag & os.ST_RDONLY:
+            raise SetupFailed("the dataset is not a regular file on a read-only mount")
+        socket.send_fds(sock, [b"dataset"], [fd])
+    except (SetupFailed, OSError) as exc:
+        print(f"sandbox setup failed: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    return EXIT_OK
+
+
+# --- `zygote`: the warm sandbox's pre-imported process, one fork per job ---------------------------
+
+# What the runner sends with a job, and the types each field must have.
+_JOB_FIELDS: dict[str, tuple[type, ...]] = {
+    "id": (int,),
+    "function": (str,),
+    "cpu_seconds": (int,),
+    "memory_bytes": (int, type(None)),
+    "max_output_bytes": (int,),
+    "wall_seconds": (int, float),
+}
+# With a job come exactly these descriptors, in this order.
+_JOB_FDS = ("socket", "payload", "result", "log")
+# Where the child keeps what it works with (the cold worker has the same 0 to 3; the log is
+# also 2, and the job's socket 5 only until the dataset has come).
+_CHILD_FDS = {"payload": 0, "log": 1, "result": 3, "dataset": 4, "socket": 5}
+_SCRATCH = "/tmp"
+# The dataset as the work sees it: a link to the child's descriptor, under the original name
+# (the reader goes by the file's extension).
+DATASET_LINK_DIR = "/tmp/.cove-dataset"
+_PR_SET_CHILD_SUBREAPER = 36
+_SWEEP_SECONDS = 5.0
+
+
+class _NoImports:
+    """First on the zygote's sys.meta_path once it is ready: it imports nothing more.
+
+    A job can rename the scratch directories on the way to a code path bound below /tmp
+    and plant modules there; the sweep notices and stops the zygote, but an import before
+    that would run them in the zygote. Each child takes this finder out again.
+    """
+
+    @staticmethod
+    def find_spec(name: str, path: object = None, target: object = None) -> None:
+        raise ImportError(f"the zygote imports nothing once it is ready ({name})")
+
+
+def _tell(control: socket.socket, message: dict[str, Any]) -> None:
+    control.send(json.dumps(message).encode())
+
+
+def _set_dumpable(dumpable: bool) -> None:
+    _check(_libc.prctl(_PR_SET_DUMPABLE, int(dumpable), 0, 0, 0), "dumpable")
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        fcntl.fcntl(fd, fcntl.F_GETFD)
+    except OSError:
+        return False
+    return True
+
+
+def _open_fds() -> set[int]:
+    # listdir's own descriptor is in the listing, and closed by the time it returns.
+    return {fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_open(fd)}
+
+
+def _tasks() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _mounts_below(path: str) -> set[tuple[str, str]]:
+    """(mount id, mount point) of every mount strictly below `path` in this namespace."""
+    found = set()
+    with open("/proc/self/mountinfo", encoding="utf-8") as info:
+        for line in info:
+            fields = line.split()
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            if point.startswith(path.rstrip("/") + "/"):
+                found.add((fields[0], point))
+    return found
+
+
+class _Scratch:
+    """The zygote's /tmp, emptied and reset between jobs (the next child finds it as the first).
+
+    Code the policy binds from below the host's /tmp (a test's temporary directory, say) is
+    mounted inside it, read-only; the directories leading there are part of the tmpfs. Those
+    are kept, everything else goes, and mode, times and extended attributes of what is kept
+    are put back. The mounts must be where they were (a renamed directory on the way to a
+    code path would let one job plant modules for the next).
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.mounts = _mounts_below(path)
+        self.points = {point for _, point in self.mounts}
+        kept = {path}
+        for point in self.points:
+            parent = os.path.dirname(point)
+            while parent.startswith(path.rstrip("/") + "/"):
+                kept.add(parent)
+                parent = os.path.dirname(parent)
+        # Deepest first, so that restoring a directory's times comes after its children's.
+        self.kept = {d: self._state(d) for d in sorted(kept, key=len, reverse=True)}
+
+    @staticmethod
+    def _state(path: str) -> tuple[int, int, int, int]:
+        info = os.stat(path, follow_symlinks=False)
+        return info.st_ino, stat.S_IMODE(info.st_mode), info.st_atime_ns, info.st_mtime_ns
+
+    def _remove(self, path: str) -> None:
+        # Directories the work made unreadable or unwritable are opened up first (same uid).
+        stack = [path]
+        while stack:
+            directory = stack.pop()
+            os.chmod(directory, 0o700)
+            with os.scandir(directory) as entries:
+                stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+        shutil.rmtree(path)
+
+    def wipe(self) -> str | None:
+        """None once it is as it was; else why not (the zygote then stops)."""
+        try:
+            if _mounts_below(self.path) != self.mounts:
+                return "the mounts in the scratch space moved"
+            for directory in self.kept:
+                if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                    return "the scratch space's directories were replaced"
+                os.chmod(directory, 0o700)
+            for directory in self.kept:
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        if entry.path in self.points or entry.path in self.kept:
+                            continue
+                        if entry.is_dir(follow_symlinks=False):
+                            self._remove(entry.path)
+                        else:
+                            os.unlink(entry.path)
+            for directory, (inode, mode, atime, mtime) in self.kept.items():
+                for name in os.listxattr(directory, follow_symlinks=False):
+                    os.removexattr(directory, name, follow_symlinks=False)
+                os.chmod(directory, mode)
+                os.utime(directory, ns=(atime, mtime), follow_symlinks=False)
+                if self._state(directory) != (inode, mode, atime, mtime) or os.listxattr(directory):
+                    return "the scratch space could not be reset"
+                left = {os.path.join(directory, name) for name in os.listdir(directory)}
+                if left - self.points - set(self.kept):
+                    return "the scratch space could not be emptied"
+        except (OSError, RecursionError) as exc:
+            return f"the scratch space could not be emptied ({type(exc).__name__})"
+        return None
+
+
+def _unfit(tasks: int | None) -> str | None:
+    """Why a fork now would not be a clean copy of the zygote, or None."""
+    if threading.active_count() != 1:
+        return "a Python thread is running"
+    if tasks is not None and _tasks() > tasks:
+        # Library pools present at import have fork handlers; a pool started later (torch's
+        # intra-op threads, by running an op) would be copied half-alive.
+        return "threads started after the imports"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return "CUDA is initialised (it does not survive a fork)"
+    if not os.path.isdir("/proc/self/fd"):
+        return "no /proc/self/fd to reach the dataset's descriptor through"
+    return None
+
+
+def _sweep() -> str | None:
+    """Kill and reap every process in the namespace but PID 1 and this one; None once done.
+
+    kill(-1) reaches every process this one may signal, which in this PID namespace (one
+    uid) is all of them but the init: strays that left the job's session too. As the
+    subreaper, the zygote inherits and reaps every orphan, so /proc empties.
+    """
+    me = os.getpid()
+    deadline = time.monotonic() + _SWEEP_SECONDS
+    while True:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        if not [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]:
+            return None
+        if time.monotonic() > deadline:
+            return "a process outlived the job"
+        time.sleep(0.01)
+
+
+def _ipc_left() -> str | None:
+    # Creating System V objects is refused in the warm sandbox; this checks that it was.
+    for kind in ("shm", "msg", "sem"):
+        try:
+            with open(f"/proc/sysvipc/{kind}", "rb") as table:
+                if len(table.read().splitlines()) > 1:
+                    return f"System V IPC objects ({kind}) were left"
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def _job(message: bytes, fds: list[int]) -> dict[str, Any] | None:
+    try:
+        job = json.loads(message)
+    except ValueError:
+        return None
+    if not isinstance(job, dict) or set(job) != set(_JOB_FIELDS) or len(fds) != len(_JOB_FDS):
+        return None
+    for name, types in _JOB_FIELDS.items():
+        if not isinstance(job[name], types) or isinstance(job[name], bool):
+            return None
+    return job
+
+
+def _is_stop(message: bytes) -> bool:
+    try:
+        parsed = json.loads(message)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and set(parsed) == {"stop"}
+
+
+def _keep_only(fds: dict[int, int]) -> None:
+    """Leave this process with exactly the descriptors `fds` maps to (target: source)."""
+    moved = {target: fcntl.fcntl(source, fcntl.F_DUPFD, 100) for target, source in fds.items()}
+    for fd in _open_fds() - set(moved.values()):
+        os.close(fd)
+    for target, temporary in moved.items():
+        os.dup2(temporary, target)
+    for temporary in set(moved.values()):
+        os.close(temporary)
+
+
+def _receive_dataset(sock: socket.socket) -> str:
+    """The dataset, sent by the runner over the job's socket: its descriptor (as fd 4) and
+    its file name. Both come to the child alone: the zygote never learns even the name."""
+    message, received, flags, _ = socket.recv_fds(sock, 4096, 2)
+    try:
+        tag, _, raw = message.partition(b"\0")
+        name = raw.decode("utf-8", "surrogateescape")
+        if (tag != b"dataset" or len(received) != 1 or flags & socket.MSG_CTRUNC
+                or name in ("", ".", "..") or "/" in name or "\0" in name):
+            raise SetupFailed("no dataset descriptor came with the job")
+        fd = received[0]
+        access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+        if (not stat.S_ISREG(os.fstat(fd).st_mode) or access != os.O_RDONLY
+                or not os.fstatvfs(fd).f_flag & os.ST_RDONLY):
+            raise SetupFailed("the dataset descriptor is not read-only on a read-only mount")
+        if fd != _CHILD_FDS["dataset"]:
+            os.dup2(fd, _CHILD_FDS["dataset"])
+    finally:
+        for fd in received:
+            if fd != _CHILD_FDS["dataset"]:
+                os.close(fd)
+    return name
+
+
+def _link_dataset(name: str) -> Path:
+    """The path the work reads its dataset by: a link to the descriptor, in the scratch space."""
+    scratch = os.stat(_SCRATCH)
+    os.mkdir(DATASET_LINK_DIR, 0o700)
+    link = Path(DATASET_LINK_DIR) / name
+    os.symlink(f"/proc/self/fd/{_CHILD_FDS['dataset']}", link)
+    # /tmp's times as the zygote left them: every job finds the same scratch space.
+    os.utime(_SCRATCH, ns=(scratch.st_atime_ns, scratch.st_mtime_ns))
+    return link
+
+
+def _fresh_libraries() -> None:
+    """What the zygote's imports set up that must not be shared: RNG state, thread pools."""
+    random.seed()  # from os.urandom; Python also reseeds at fork, this does not rely on it
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()  # the legacy global generator, from OS entropy
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.seed()  # the default CPU generator (and CUDA's, lazily), from OS entropy
+        # The intra-op pool starts in this process, after the fork; the zygote never ran
+        # an op (`_unfit` checks that no thread appeared).
+        torch.set_num_threads(torch.get_num_threads())
+
+
+def _child(job: dict[str, Any], fds: list[int], control: socket.socket, module: str) -> None:
+    """One job, in a fresh fork of the zygote. Never returns."""
+    code = EXIT_SETUP
+    try:
+        sys.meta_path.remove(_NoImports)  # the work imports what it needs, as a fresh process
+        control.close()
+        os.setsid()  # its own session and process group
+        _set_dumpable(True)  # as a fresh process is (the zygote is not; its children can't reach it)
+        received = dict(zip(_JOB_FDS, fds, strict=True))
+        _keep_only({_CHILD_FDS[name]: received[name] for name in _JOB_FDS} | {2: received["log"]})
+        os.set_inheritable(_CHILD_FDS["result"], False)  # as the cold worker's (a dup)
+        with socket.socket(fileno=_CHILD_FDS["socket"]) as sock:
+            name = _receive_dataset(sock)
+        dataset = _link_dataset(name)
+        _apply_limits(job)
+        _fresh_libraries()
+        spec = {"module": module, "function": job["function"],
+                "max_output_bytes": job["max_output_bytes"]}
+        code = _work(spec, dataset, _CHILD_FDS["result"])
+    except MemoryError:
+        code = _memory_exhausted()
+    except BaseException as exc:  # noqa: BLE001 - any failure before the work is a setup failure
+        with contextlib.suppress(BaseException):
+            print(f"sandbox setup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(BaseException):
+                stream.flush()
+        os._exit(code)  # never back into the zygote's loop, whatever happened
+
+
+def _await(pid: int, job: dict[str, Any], control: socket.socket) -> dict[str, Any] | None:
+    """Wait for the child: its exit, its wall clock, or the runner's stop. None: runner gone."""
+    pidfd = os.pidfd_open(pid)
+    deadline = time.monotonic() + job["wall_seconds"]
+    timed_out = stopped = gone = False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select([pidfd, control], [], [], left)
+            if pidfd in ready:
+                break
+            if control in ready:
+                # The only message during a job is "stop" (an oversized result, or the
+                # runner's own deadline); nothing at all means the runner has gone.
+                gone = not control.recv(1 << 12)
+                stopped = True
+                break
+        if timed_out or stopped:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _, status, rusage = os.wait4(pid, 0)
+    finally:
+        os.close(pidfd)
+    if gone:
+        return None
+    return {"exit": _status_of(status, rusage, job["cpu_seconds"]), "timeout": timed_out,
+            "stopped": stopped}
+
+
+def _zygote(spec: dict[str, Any]) -> int:
+    control = socket.socket(fileno=spec["control_fd"])
+    try:
+        layer = _read_filter(spec, "ipc_filter_fd")
+        # Not dumpable: a child (same uid) cannot open its /proc/PID/mem, fd or environ.
+        _set_dumpable(False)
+        _check(_libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
+        if layer is not None:
+            load_filter(layer)  # before any import: the zygote is bound by it too
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        os.environ.clear()
+        os.environ.update(spec["env"])
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        scratch = _Scratch(_SCRATCH)
+    except (SetupFailed, OSError) as exc:
+        print(f"sandbox setup failed: {exc}", file=sys.stderr)
+        _tell(control, {"ready": False, "why": "setup"})
+        return EXIT_SETUP
+    sys.path[:0] = spec["python_path"]
+    try:
+        module = importlib.import_module(spec["module"])
+        # What the work's first call would import lazily, in every child again (module
+        # imports only: no op runs, `_unfit` checks that no thread started).
+        for name in getattr(module, "WARM_IMPORTS", ()):
+            importlib.import_module(name)
+    except BaseException:  # noqa: BLE001 - the import's traceback goes to the zygote's log
+        traceback.print_exc()
+        _tell(control, {"ready": False, "why": "import"})
+        return EXIT_IMPORT
+    own = {0, 1, 2, control.fileno()}
+    tasks = _tasks()
+    problem = scratch.wipe() or _unfit(None)
+    if problem is None and _open_fds() != own:
+        problem = "the imports left descriptors open"
+    if problem is not None:
+        print(f"zygote not ready: {problem}", file=sys.stderr)
+        _tell(control, {"ready": False, "why": problem})
+        return EXIT_SETUP
+    sys.meta_path.insert(0, _NoImports)
+    _tell(control, {"ready": True, "pid": os.getpid(), "tasks": tasks})
+    return _serve(spec["module"], control, scratch, own, tasks)
+
+
+def _serve(module: str, control: socket.socket, scratch: _Scratch, own: set[int], tasks: int) -> int:
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 1 << 16, len(_JOB_FDS) + 1)
+        except OSError:
+            return EXIT_OK
+        if not message:  # the runner closed its end (or died): nothing more to do
+            for fd in fds:
+                os.close(fd)
+            return EXIT_OK
+        if not fds and _is_stop(message):
+            continue  # a stop that crossed the end of its job: nothing left to stop
+        job = _job(message, fds)
+        problem = "a malformed job" if job is None else _unfit(tasks)
+        if problem is None and _open_fds() != own | set(fds):
+            problem = "descriptors appeared in the zygote"
+        if problem is not None or job is None:
+            for fd in fds:
+                os.close(fd)
+            print(f"zygote refused a job: {problem}", file=sys.stderr)
+            _tell(control, {"refused": problem})
+            return EXIT_SETUP
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # nothing buffered here may be written again by the child
+        pid = os.fork()
+        if pid == 0:
+            _child(job, fds, control, module)
+        # Closed before the runner sends a byte of payload or the dataset: the zygote never
+        # holds a descriptor with private data behind it.
+        for fd in fds:
+            os.close(fd)
+        _tell(control, {"started": job["id"]})
+        outcome = _await(pid, job, control)
+        problem = _sweep() or scratch.wipe() or _ipc_left()
+        if outcome is None:
+            return EXIT_OK
+        _tell(control, {**outcome, "clean": problem is None, "why": problem or ""})
+        if problem is not None:
+            print(f"zygote stopping: {problem}", file=sys.stderr)
+            return EXIT_SETUP
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("init", "run"):
-        print("usage: python -m compute_to_data.sandbox_entry {init|run} SPEC", file=sys.stderr)
+    modes = {"init": _init, "run": _run, "zygote": _zygote, "open": _open_readonly}
+    if len(argv) != 2 or argv[0] not in modes:
+        print(f"usage: python -m compute_to_data.sandbox_entry {{{'|'.join(modes)}}} SPEC",
+              file=sys.stderr)
         return EXIT_SETUP
     spec = json.loads(argv[1])
-    code = _init(spec) if argv[0] == "init" else _run(spec)
+    code = modes[argv[0]](spec)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     return code

@@ -12,23 +12,33 @@ The runner owns the loop (DESIGN.md section 6). What it does, in order:
    check the table's columns and kinds against the declared schema, encode it (every row:
    values clipped to the declared ranges, undeclared labels to their fallback, missing
    targets filled; no row is dropped), train, copy the parameters out.
-3. Training is Opacus' `make_private` with ghost clipping (`grad_sample_mode="ghost"`),
-   per-sample clipping at the spec's clip norm and the fixed noise multiplier. Batches are
-   drawn by Poisson sampling with exactly q (Opacus' `UniformWithReplacementSampler`) for
-   exactly `steps` steps; an empty batch is still a step, whose update is pure noise. The
-   update is divided by the spec's expected batch size (public), never by a count of rows.
-4. The result holds a *fresh* model with the trained parameter values copied in: the
-   trained module carries Opacus' per-sample state (activations, per-sample norms) on its
-   layers and parameters, computed from private rows without noise, and none of it may
-   leave. Nothing else computed on private data is kept: no loss, no metrics, no logs
-   (Opacus' warnings and log lines are silenced while training).
+3. Training is DP-SGD as Opacus' DPOptimizer runs it, in three parts of our own, each
+   tested against Opacus: batches by Poisson sampling at exactly q for exactly `steps`
+   steps (`sampling.PoissonSampler`: each row in independently with probability q, in
+   O(batch) per step rather than Opacus' O(rows)); per-sample clipping at the spec's clip
+   norm by book-keeping (`clipping.BookKeeping`: one forward and one backward pass, the
+   rows' gradient norms from the layers' inputs and output gradients, the clipped sum as
+   the same matmuls plain training does); Gaussian noise N(0, σ²C²) at the fixed noise
+   multiplier (`clipping.GaussianMechanism`). An empty batch is still a step, whose
+   update is pure noise. The update is divided by the spec's expected batch size
+   (public), never by a count of rows. Each step gathers its own rows (`index_select`);
+   the table is never copied per step, so memory is bounded by the batch and the model.
+   The privacy accounting is unchanged: Opacus' RDP accountant, through `DpParams`.
+4. The result holds a *fresh* model with the trained parameter values copied in. Nothing
+   per-sample is ever stored on the trained module (activations, output gradients and
+   norms live in one step's locals, and the last noisy gradient is dropped), but it is the
+   object that saw the rows, so it does not leave. Nothing else computed on private data
+   is kept: no loss, no metrics, no logs (warnings and Opacus' log lines are silenced
+   while training).
 
-Randomness: with `seed=None` (what the runner uses) the sampling and noise generators are
+Randomness: with `seed=None` (what the runner uses) the sampling generator (numpy's
+PCG64) and the noise generator (torch's, on the training device: the CPU's or CUDA's) are
 seeded from the operating system's entropy and the seeds are never recorded; knowing them
 would let anyone subtract the noise. A fixed seed makes a run reproducible on the CPU and is
-for tests and benchmarks only; `TrainingResult.seeded` says which it was. Opacus'
-`secure_mode` (a CSPRNG and protection against floating-point attacks on the Gaussian
-sampler) needs torchcsprng, which is not available for this torch, so it is not used.
+for tests and benchmarks only; `TrainingResult.seeded` says which it was. The noise is
+torch's ordinary Gaussian sampler, as in Opacus' default mode: Opacus' `secure_mode` (a
+CSPRNG and protection against floating-point attacks on the Gaussian sampler) needs
+torchcsprng, which is not available for this torch, so it is not used.
 """
 
 from __future__ import annotations
@@ -46,10 +56,7 @@ import numpy as np
 import opacus
 import pandas as pd
 import torch
-from opacus import PrivacyEngine
-from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from exchange.ml.accounting import (
     ORDERS_FIXED,
@@ -64,10 +71,12 @@ from exchange.ml.model import build_model, encode_features, encode_target, valid
 from exchange.ml.spec import ModelSpec
 from exchange.datasets.schema import DatasetSchema, check_kinds
 from exchange.errors import PrivacyError, TrainingError
+from compute_to_data.clipping import BookKeeping, GaussianMechanism
+from compute_to_data.sampling import PoissonSampler
 
 T = TypeVar("T")
 
-_LOSSES: dict[str, Callable[[], nn.Module]] = {
+_LOSSES: dict[str, Callable[..., nn.Module]] = {
     "cross_entropy": nn.CrossEntropyLoss,
     "bce": nn.BCEWithLogitsLoss,
     "mse": nn.MSELoss,
@@ -209,8 +218,8 @@ def fit_private(
 ) -> nn.Module:
     """The runner's DP loop: exactly `params.steps` Poisson-sampled, clipped, noised steps.
 
-    Returns Opacus' wrapped module, which still carries per-sample state: never release it,
-    copy its parameters out (`train` does).
+    Returns the trained model itself (on `device`, gradients cleared). Release only a fresh
+    copy of its parameters (`train` does): the module object is the one that saw the rows.
     """
     loop = PrivateLoop(
         model, features, targets, spec=spec, params=params, device=device,
@@ -221,10 +230,12 @@ def fit_private(
 
 
 class PrivateLoop:
-    """Opacus set up for one run (construction), then the steps themselves (`run`).
+    """One run set up (construction), then the steps themselves (`run`).
 
     Split in two so the DP-overhead benchmark can time the steps alone; `fit_private` is
-    the one way the runner uses it.
+    the one way the runner uses it. The parts: `PoissonSampler` draws each step's rows,
+    `BookKeeping` computes their clipped gradient sum, `GaussianMechanism` adds the noise
+    and divides by the expected batch size, and the spec's optimizer steps.
     """
 
     def __init__(
@@ -240,52 +251,47 @@ class PrivateLoop:
         noise_seed: int,
     ) -> None:
         validate_module(model)
-        model = model.to(device)
-        model.train()
-        optimizer = _OPTIMIZERS[spec.optimizer](model.parameters(), lr=spec.learning_rate)
-        # make_private's loader only configures Opacus (Poisson sampling, no gradient
-        # accumulation); batches come from the sampler below, at exactly q rather than
-        # Opacus' 1/len(loader).
-        loader = DataLoader(TensorDataset(features, targets), batch_size=spec.expected_batch_size)
-        noise_generator = torch.Generator(device=device).manual_seed(noise_seed)
-        engine = PrivacyEngine(accountant="rdp")
-        self.module, self.optimizer, self.criterion, _ = engine.make_private(
-            module=model,
-            optimizer=optimizer,
-            data_loader=loader,
-            criterion=_LOSSES[spec.loss](),
-            noise_multiplier=params.noise_multiplier,
-            max_grad_norm=params.max_grad_norm,
-            poisson_sampling=True,
-            grad_sample_mode="ghost",
-            noise_generator=noise_generator,
+        self.module = model.to(device)
+        self.module.train()
+        self.optimizer = _OPTIMIZERS[spec.optimizer](self.module.parameters(), lr=spec.learning_rate)
+        self.clipping = BookKeeping(
+            self.module, _LOSSES[spec.loss](reduction="sum"),
+            max_grad_norm=params.max_grad_norm, squeeze=spec.loss in ("bce", "mse"),
         )
         # The update is the noisy sum divided by a public constant, not by a count of rows.
-        self.optimizer.expected_batch_size = spec.expected_batch_size
-        self.sampler = UniformWithReplacementSampler(
+        self.mechanism = GaussianMechanism(
+            list(self.module.parameters()),
+            noise_multiplier=params.noise_multiplier,
+            max_grad_norm=params.max_grad_norm,
+            expected_batch_size=spec.expected_batch_size,
+            generator=torch.Generator(device=device).manual_seed(noise_seed),
+        )
+        self.sampler = PoissonSampler(
             num_samples=len(features),
             sample_rate=params.sample_rate,
-            generator=torch.Generator().manual_seed(sample_seed),
             steps=params.steps,
+            generator=np.random.Generator(np.random.PCG64(sample_seed)),
         )
+        # On the CPU `.to` is the table itself; on a GPU one copy, once. Each step gathers
+        # only its own rows.
         self.inputs, self.labels = features.to(device), targets.to(device)
         self.device = device
-        self.squeeze = spec.loss in ("bce", "mse")
         self.steps = params.steps
 
     def run(self) -> None:
         taken = 0
-        for indices in self.sampler:
-            index = torch.as_tensor(indices, dtype=torch.long).to(self.device)
-            batch = self.inputs.index_select(0, index)
-            batch_labels = self.labels.index_select(0, index)
-            self.optimizer.zero_grad(set_to_none=True)
-            outputs = self.module(batch)
-            if self.squeeze:
-                outputs = outputs.squeeze(-1)
-            self.criterion(outputs, batch_labels).backward()
-            self.optimizer.step()
-            taken += 1
+        try:
+            for indices in self.sampler:
+                index = indices.to(self.device, non_blocking=True)
+                self.mechanism.step(
+                    self.clipping,
+                    self.inputs.index_select(0, index),
+                    self.labels.index_select(0, index),
+                )
+                self.optimizer.step()
+                taken += 1
+        finally:
+            self.mechanism.clear()  # the last (noisy) gradients do not stay on the module
         if taken != self.steps:
             raise RuntimeError("the sampler did not produce the planned number of steps")
 

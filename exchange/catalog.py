@@ -1,20 +1,32 @@
-"""Browsing: datasets from the event index joined with their metadata and current policy."""
+"""Browsing: datasets from the event index joined with their metadata and current policy.
+
+The listing is one query of the index; each metadata document is read and validated once,
+then only its summary (name, tags, columns) is kept in the index, keyed by its digest. So
+listing needs neither pandas (which validating a document imports) nor a call per dataset:
+only one per distinct payment token, for its symbol and decimals.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
-from web3 import Web3
+from typing import TYPE_CHECKING, Any
 
 from exchange.client import CoveClient
-from exchange.datasets import DatasetMetadata
 from exchange.errors import CoveError, InputError
+from exchange.index import checksummed
 from exchange.policy import PolicyTerms, ZERO32
-from exchange.publish import load_metadata
 from exchange.storage import Cid
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from exchange.datasets import DatasetMetadata
+
+# The listing's fields, in order: the columns of `datasets_frame` and `cove datasets --json`.
+LISTING_COLUMNS = ["id", "name", "rows", "columns", "price", "currency", "budget_epsilon",
+                   "per_job_epsilon", "policy_version", "owner", "tags"]  # fmt: skip
+OUT_OF_REACH = "(metadata out of reach)"
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,8 @@ def dataset_view(client: CoveClient, dataset_id: int) -> DatasetView:
     owner = client.session.call(client.cove.functions.ownerOf(dataset_id))
     controller = client.session.call(client.cove.functions.policyController(dataset_id))
     terms, version, _ = policy_of(client, dataset_id)
+    from exchange.publish import load_metadata  # imports pandas (the metadata's mock and schema)
+
     digest = bytes(record[0])
     metadata = load_metadata(client, digest, client.endpoints_of(record[5]), dataset_id)
     return DatasetView(
@@ -94,41 +108,61 @@ def dataset_view(client: CoveClient, dataset_id: int) -> DatasetView:
     )
 
 
+def dataset_listing(client: CoveClient) -> list[dict[str, Any]]:
+    """Every dataset, by id, as a dict of LISTING_COLUMNS: from the index (synced first) in
+    one query, metadata summaries from the index too; a document not summarised yet is read
+    (cache, then the dataset's endpoint), validated and summarised, or listed as out of reach."""
+    client.index.sync()
+    entries = client.index.dataset_listing()
+    _summarise(client, [entry for entry in entries if entry["name"] is None])
+    return [_listing_row(client, entry) for entry in entries]
+
+
+def _summarise(client: CoveClient, entries: list[dict[str, Any]]) -> None:
+    """Reads the metadata of `entries`, filling in their summary and keeping it in the index."""
+    if not entries:
+        return
+    from exchange.publish import load_metadata  # imports pandas: only for documents not seen yet
+
+    endpoints: dict[str, list[str]] = {}
+    summaries = []
+    for entry in entries:
+        runner = entry["runner"]
+        if runner not in endpoints:
+            url = client.index.endpoint(runner)
+            endpoints[runner] = [url] if url else []
+        try:
+            metadata = load_metadata(client, entry["metadata_digest"], endpoints[runner], entry["id"])
+        except CoveError:
+            continue  # out of reach this time: tried again at the next listing
+        entry.update(name=metadata.name, tags=list(metadata.tags), columns=len(metadata.schema_.columns))
+        summaries.append((entry["metadata_digest"], entry["name"], entry["tags"], entry["columns"]))
+    client.index.remember_metadata(summaries)
+
+
+def _listing_row(client: CoveClient, entry: dict[str, Any]) -> dict[str, Any]:
+    policy = entry["policy"] or {}
+    token = policy.get("paymentToken")
+    free = int(policy.get("price", 0)) == 0
+    decimals = 18 if free or token is None else client.token_decimals(token)
+    reachable = entry["name"] is not None
+    return {
+        "id": entry["id"],
+        "name": entry["name"] if reachable else OUT_OF_REACH,
+        "rows": entry["rows"],
+        "columns": entry["columns"] if reachable else None,
+        "price": 0 if free else int(policy["price"]) / 10**decimals,
+        "currency": "free" if free else client.token_symbol(token),
+        "budget_epsilon": int(policy.get("budget", 0)) / 1e6,
+        "per_job_epsilon": int(policy.get("perJobCap", 0)) / 1e6,
+        "policy_version": entry["version"],
+        "owner": checksummed(entry["owner"]),
+        "tags": ", ".join(entry["tags"]) if reachable else "",
+    }
+
+
 def datasets_frame(client: CoveClient) -> pd.DataFrame:
     """All datasets as a DataFrame: id, name, rows, price, budget, owner, tags, ..."""
-    client.index.sync()
-    rows = []
+    import pandas as pd
 
-    def endpoint(runner: str) -> list[str]:
-        url = client.index.endpoint(runner)
-        return [url] if url else []
-
-    for entry in client.index.datasets():
-        latest = client.index.latest_policy(entry["id"]) or {"policy": {}, "version": 0}
-        policy = latest["policy"]
-        try:
-            metadata = load_metadata(client, entry["metadata_digest"], endpoint(entry["runner"]), entry["id"])
-            name, tags, columns = metadata.name, ", ".join(metadata.tags), len(metadata.schema_.columns)
-        except CoveError:
-            name, tags, columns = "(metadata out of reach)", "", None
-        token = policy.get("paymentToken")
-        free = int(policy.get("price", 0)) == 0
-        decimals = 18 if free or token is None else client.token_decimals(token)
-        rows.append(
-            {
-                "id": entry["id"],
-                "name": name,
-                "rows": entry["rows"],
-                "columns": columns,
-                "price": 0 if free else int(policy["price"]) / 10**decimals,
-                "currency": "free" if free else client.token_symbol(token),
-                "budget_epsilon": int(policy.get("budget", 0)) / 1e6,
-                "per_job_epsilon": int(policy.get("perJobCap", 0)) / 1e6,
-                "policy_version": latest["version"],
-                "owner": Web3.to_checksum_address(entry["owner"]),
-                "tags": tags,
-            }
-        )
-    columns_order = ["id", "name", "rows", "columns", "price", "currency", "budget_epsilon",
-                     "per_job_epsilon", "policy_version", "owner", "tags"]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns_order)
+    return pd.DataFrame(dataset_listing(client), columns=LISTING_COLUMNS)

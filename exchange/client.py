@@ -10,19 +10,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-
-from eth_account.signers.local import LocalAccount
-from web3.contract import Contract
+from typing import TYPE_CHECKING
 
 from exchange.chain.deployment import Deployment, find_deployment
 from exchange.chain.session import ChainSession, connect
-from exchange.connection import Target
 from exchange.errors import InputError
 from exchange.content import ContentSources
 from exchange.index import EventIndex
 from exchange.networks import checked_http_url
 from exchange.paths import HomeLayout, cove_home
 from exchange.storage import LocalDirectoryStore
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3.contract import Contract
+
+    from exchange.connection import Target
 
 
 @dataclass
@@ -34,6 +37,8 @@ class CoveClient:
     gateways: tuple[str, ...] = ()
     log_range: int | None = None
     content: ContentSources = field(init=False)
+    # A token's symbol and decimals, read once: listings name a few tokens many times over.
+    _token_facts: dict[tuple[str, str], int | str] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.content = ContentSources(self.store, self.gateways)
@@ -82,10 +87,20 @@ class CoveClient:
         return EventIndex(self.home.index, self.session, self.deployment, self.cove, self.jobs, self.log_range)
 
     def token_decimals(self, address: str | None) -> int:
-        return 18 if address is None else int(self.session.call(self.erc20(address).functions.decimals()))
+        if address is None:
+            return 18
+        key = (address.lower(), "decimals")
+        if key not in self._token_facts:
+            self._token_facts[key] = int(self.session.call(self.erc20(address).functions.decimals()))
+        return int(self._token_facts[key])
 
     def token_symbol(self, address: str | None) -> str:
-        return "free" if address is None else str(self.session.call(self.erc20(address).functions.symbol()))
+        if address is None:
+            return "free"
+        key = (address.lower(), "symbol")
+        if key not in self._token_facts:
+            self._token_facts[key] = str(self.session.call(self.erc20(address).functions.symbol()))
+        return str(self._token_facts[key])
 
     def chain_time(self) -> int:
         """The latest block's timestamp: the clock contracts compare deadlines against."""

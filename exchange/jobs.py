@@ -9,28 +9,32 @@ is only sent when the chain will accept it.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from eth_abi import encode
 from eth_utils import keccak
-from web3 import Web3
 from web3.logs import DISCARD
 
 from exchange.catalog import DatasetView, dataset_view
 from exchange.client import CoveClient
-from exchange.crypto import decrypt_with, public_key_of
 from exchange.errors import InputError, PrivacyError, ProvenanceError, SpecError
+from exchange.index import checksummed
 from exchange.merkle import MerkleTree, address_leaf, bytes32_leaf
 from exchange.ml.accounting import (
     NOISE_SCALE, ORDERS, SAMPLE_RATE_SCALE, DpParams, compose, epsilon_fixed, fixed_curve, rdp_curve,
 )  # fmt: skip
-from exchange.ml.spec import ModelSpec
 from exchange.policy import model_family_hash
 from exchange.provenance import Check, SignedProvenance, check
 from exchange.storage import Cid
 from exchange.units import CREDIT, epsilon_from_fixed
+
+if TYPE_CHECKING:
+    # Imported where used: the spec imports pandas (through the schema), crypto eciespy;
+    # listing jobs needs neither.
+    from exchange.ml.spec import ModelSpec
 
 JOB_STATUSES = ("none", "requested", "accepted", "completed", "failed", "refunded")
 DEFAULT_DEADLINE_S = 24 * 3600
@@ -154,6 +158,8 @@ def request_job(
         tree = MerkleTree([bytes32_leaf(model_family_hash(f)) for f in terms.model_families])
         family_proof = tree.proof(bytes32_leaf(family)) or []
 
+    from exchange.crypto import public_key_of
+
     wire = spec.to_wire()
     if len(wire) > MAX_SPEC_WIRE_BYTES:
         raise SpecError(
@@ -208,25 +214,31 @@ def job_info(client: CoveClient, job_id: int) -> JobInfo:
 
 
 def list_jobs(client: CoveClient, consumer: str | None = None) -> list[JobInfo]:
-    """Every job (or `consumer`'s), oldest first, from the event index."""
+    """Every job (or `consumer`'s), oldest first, from the event index (synced first) in one
+    query: the status from the JobAccepted/Completed/Failed/Refunded events it indexed, no
+    call per job; a buyer's jobs by the consumer column, JobRequested's indexed topic."""
     client.index.sync()
-    return [_info_from_index(row) for row in client.index.jobs(consumer=consumer)]
+    return [info_from_index(row) for row in client.index.job_listing(consumer)]
 
 
-def _info_from_index(row: dict[str, Any]) -> JobInfo:
+_ZERO_DIGEST = b"\0" * 32
+
+
+def info_from_index(row: dict[str, Any]) -> JobInfo:
+    """A JobInfo from an index row (`EventIndex.job_listing` or `jobs`): what `job_info`
+    reads from the chain, as the job's events tell it."""
     completion = row["completion"] or {}
-    zero = b"\0" * 32
 
     def digest(key: str) -> bytes:
-        return bytes.fromhex(completion[key][2:]) if key in completion else zero
+        return bytes.fromhex(completion[key][2:]) if key in completion else _ZERO_DIGEST
 
     return JobInfo(
         job_id=int(row["id"]),
         dataset_id=int(row["dataset_id"]),
-        consumer=Web3.to_checksum_address(row["consumer"]),
+        consumer=checksummed(row["consumer"]),
         status=row["status"],
-        deadline=int(row["request"]["deadline"]),
-        runner=Web3.to_checksum_address(row["runner"]) if row["runner"] else None,
+        deadline=int(row["deadline"]),
+        runner=checksummed(row["runner"]) if row["runner"] else None,
         weights_digest=digest("weightsDigest"),
         weights_hash=digest("weightsHash"),
         provenance_hash=digest("provenanceHash"),
@@ -252,7 +264,12 @@ class RequestedJob:
     @property
     def honest_curve(self) -> tuple[int, ...]:
         """The curve the job's DP parameters give (PrivacyError for unusable parameters)."""
-        return fixed_curve(rdp_curve(self.dp[0] / NOISE_SCALE, self.dp[1] / SAMPLE_RATE_SCALE, self.dp[2]))
+        return _honest_curve(self.dp[0], self.dp[1], self.dp[2])
+
+    @property
+    def curve_key(self) -> str:
+        """What the curve is a function of (noise, sample rate, steps, on-chain units): its cache key."""
+        return f"{self.dp[0]},{self.dp[1]},{self.dp[2]}"
 
     @property
     def curve_is_honest(self) -> bool:
@@ -269,7 +286,7 @@ class RequestedJob:
         return cls(
             job_id=int(row["id"]),
             dataset_id=int(row["dataset_id"]),
-            consumer=Web3.to_checksum_address(row["consumer"]),
+            consumer=checksummed(row["consumer"]),
             spec_hash=_bytes(request["specHash"]),
             spec=_bytes(request["spec"]),
             dp=(int(dp["noiseMultiplier"]), int(dp["sampleRate"]), int(dp["steps"]), int(dp["clipNorm"]), int(dp["epochs"])),
@@ -279,6 +296,32 @@ class RequestedJob:
             encryption_key=_bytes(request["encryptionKey"]),
             tx=str(row["tx"]),
         )
+
+
+@lru_cache(maxsize=4096)
+def _honest_curve(noise: int, sample_rate: int, steps: int) -> tuple[int, ...]:
+    # A pure function of on-chain integers, and ~10 ms each: tables of jobs repeat parameters.
+    return fixed_curve(rdp_curve(noise / NOISE_SCALE, sample_rate / SAMPLE_RATE_SCALE, steps))
+
+
+def honest_curves(client: CoveClient, jobs: Iterable[RequestedJob]) -> dict[int, tuple[int, ...] | None]:
+    """Each job's honest curve by job id (None for unusable parameters), through the index's
+    curve cache: a table of 10,000 jobs costs one query, not 10,000 curve computations."""
+    jobs = list(jobs)
+    cached = client.index.curves(job.curve_key for job in jobs)
+    computed: dict[str, tuple[int, ...]] = {}
+    curves: dict[int, tuple[int, ...] | None] = {}
+    for job in jobs:
+        curve = cached.get(job.curve_key) or computed.get(job.curve_key)
+        if curve is None:
+            try:
+                curve = computed[job.curve_key] = job.honest_curve
+            except PrivacyError:
+                curve = None
+        curves[job.job_id] = curve
+    if computed:
+        client.index.remember_curves(computed)
+    return curves
 
 
 def curve_hash_of(curve: Sequence[int]) -> bytes:
@@ -353,6 +396,9 @@ def fetch_result(client: CoveClient, job_id: int) -> JobResult:
     )
     weights_cid = _weights_cid(provenance, info, job_id)
     encrypted = client.content.get(weights_cid, endpoints, what=f"encrypted weights of job #{job_id}")
+    from exchange.crypto import decrypt_with
+    from exchange.ml.spec import ModelSpec
+
     request = RequestedJob.from_index(events)
     weights = decrypt_with(client.session.account, encrypted)
     spec = ModelSpec.from_wire(request.spec)

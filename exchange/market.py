@@ -8,6 +8,7 @@ approval). Every refusal the contract would make is checked first and explained.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -35,6 +36,12 @@ class Purchase:
     tx_hashes: list[str] = field(default_factory=list)
     gas_used: list[int] = field(default_factory=list)
     method: str = "buy"  # "buy", "approve+buy" or "buyWithPermit"
+
+
+@dataclass
+class BatchPurchase:
+    purchases: list[Purchase]  # in the order asked
+    approvals: list[str]  # the exact approvals sent first (transaction hashes), one per token at most
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,45 @@ def execute_purchase(client: CoveClient, quote: PurchaseQuote, approve: bool = T
         return _record(purchase, permitted, "buyWithPermit")
     _record(purchase, client.session.transact(token.functions.approve(client.cove.address, quote.cost_units)), "approve")
     return _record(purchase, client.session.transact(buy), "approve+buy")
+
+
+def buy_credits_batch(client: CoveClient, orders: Sequence[tuple[int, int]]) -> BatchPurchase:
+    """Buys (dataset id, credits) for each order, pipelined: one exact `approve` per payment
+    token whose allowance does not cover the batch's total, then every `buy` in one batch of
+    transactions (exchange.chain.batch). Every order is quoted and checked before anything
+    is sent; a refused order sends nothing."""
+    ids = [dataset_id for dataset_id, _ in orders]
+    if len(set(ids)) != len(ids):
+        raise InputError("Name each dataset once in a batch of purchases; add up the credits instead.")
+    quotes = [quote_purchase(client, dataset_id, credits) for dataset_id, credits in orders]
+    buyer = client.session.sender
+    totals: dict[str, int] = {}
+    for quote in quotes:
+        if quote.payment_token is not None:
+            totals[quote.payment_token] = totals.get(quote.payment_token, 0) + quote.cost_units
+    approvals = []
+    for token_address, total in totals.items():
+        token = client.erc20(token_address)
+        balance = client.session.call(token.functions.balanceOf(buyer))
+        if balance < total:
+            decimals, symbol = client.token_decimals(token_address), client.token_symbol(token_address)
+            raise InputError(
+                f"The batch costs {Decimal(total) / 10**decimals} {symbol} but {buyer} holds "
+                f"{Decimal(balance) / 10**decimals} {symbol}; get more first (on the local chain: `cove faucet`)."
+            )
+        if client.session.call(token.functions.allowance(buyer, client.cove.address)) < total:
+            approvals.append(token.functions.approve(client.cove.address, total))
+    approved = client.session.transact_batch(approvals)
+    buys = [
+        client.cove.functions.buy(q.dataset_id, q.credits, q.payment_token or ZERO_ADDRESS, q.cost_units, q.proof)
+        for q in quotes
+    ]
+    receipts = client.session.transact_batch(buys)
+    purchases = [
+        _record(Purchase(q.dataset_id, q.credits, q.cost, q.symbol), receipt, "buy")
+        for q, receipt in zip(quotes, receipts)
+    ]
+    return BatchPurchase(purchases, [r["transactionHash"].to_0x_hex() for r in approved])
 
 
 def _record(purchase: Purchase, receipt: TxReceipt, method: str) -> Purchase:

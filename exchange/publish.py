@@ -8,6 +8,7 @@ refused publish leaves nothing behind but content-addressed blobs nobody points 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,15 +51,17 @@ def publish_dataset(
     runner: str | None = None,
     controller: str | None = None,
     mock_rows: int = 20,
+    progress: Callable[[int], None] | None = None,
 ) -> PublishResult:
     """Publishes the table at `path` under its declared `schema` with access policy `terms`;
     the caller's account owns it. The row count is released with discrete Gaussian noise of
     σ = `count_noise`, charged to the dataset's privacy ledger; the commitment is keyed with
-    this home's commitment key (stored with the first publication)."""
+    this home's commitment key (stored with the first publication). The file is read once,
+    streamed; `progress`, if given, is told the rows read so far."""
     noise_micro = count_noise_micro(count_noise)
     key = CommitmentKey.at(client.home.commitment_key)
-    metadata, _private = prepare_metadata(
-        path, name, schema, key, noise_micro, description, license, tags or [], mock_rows
+    metadata, _scan = prepare_metadata(
+        path, name, schema, key, noise_micro, description, license, tags or [], mock_rows, progress=progress
     )
     if terms.delta * metadata.rows >= 1:
         raise PolicyError(

@@ -42,6 +42,7 @@ class PublishedContent:
         # stored content, an internal node as its bytes. Computed once per root (immutable).
         self._dags: dict[Cid, dict[Cid, tuple[int, int] | bytes]] = {}
         self._refreshed_at = 0.0
+        self._refreshed_block = -1
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ BlockSource
@@ -50,10 +51,17 @@ class PublishedContent:
         """The block `cid` if it belongs to served content, else None (the gateway's 404)."""
         with self._lock:
             found = self._lookup(cid)
-            if found is None and time.monotonic() - self._refreshed_at >= _REFRESH_AT_MOST_EVERY_S:
+            if found is None and self._stale():
                 self._refresh()
                 found = self._lookup(cid)
             return found
+
+    def _stale(self) -> bool:
+        """Whether a miss should re-read the chain: at most once a second, or at once when a
+        block has been mined since the last read (a job just completed: its buyer asks now)."""
+        if time.monotonic() - self._refreshed_at >= _REFRESH_AT_MOST_EVERY_S:
+            return True
+        return self.client.session.w3.eth.block_number != self._refreshed_block
 
     def roots(self) -> list[ServedRoot]:
         """Every served root (after a refresh)."""
@@ -110,6 +118,7 @@ class PublishedContent:
 
     def _refresh(self) -> None:
         index = self.client.index
+        self._refreshed_block = self.client.session.w3.eth.block_number
         index.sync()
         roots: dict[bytes, ServedRoot] = {}
         for dataset in index.datasets_served_by(self.runner):

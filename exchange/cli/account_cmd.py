@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from exchange.accounts import Keystore, dev_accounts
 from exchange.cli.options import HomeOption, JsonOption, layout, read_password
 from exchange.cli.output import console, print_json, success, table
 from exchange.errors import AccountError
@@ -14,10 +13,16 @@ from exchange.errors import AccountError
 app = typer.Typer(help="Encrypted keystore accounts.", no_args_is_help=True)
 
 
+def _keystore(home: Path | None):  # type: ignore[no-untyped-def]
+    from exchange.accounts import Keystore  # eth_account: imported when a command runs
+
+    return Keystore(layout(home).keystores)
+
+
 @app.command()
 def new(name: str = typer.Argument(..., help="A name for the account."), home: HomeOption = None, json: JsonOption = False) -> None:
     """Create a random account in an encrypted keystore (password from $COVE_PASSWORD or a prompt)."""
-    keystore = Keystore(layout(home).keystores)
+    keystore = _keystore(home)
     keystore.available(name)  # refused before any password is asked
     info = keystore.create(name, read_password("New password", confirm=True))
     if json:
@@ -34,7 +39,7 @@ def import_(
     json: JsonOption = False,
 ) -> None:
     """Import a private key into an encrypted keystore. The key is never echoed or printed."""
-    keystore = Keystore(layout(home).keystores)
+    keystore = _keystore(home)
     keystore.available(name)  # refused before any password is asked
     if key_file is not None:
         try:
@@ -57,7 +62,9 @@ def list_(
     json: JsonOption = False,
 ) -> None:
     """List keystore accounts (and the local chain's dev accounts)."""
-    accounts = Keystore(layout(home).keystores).list() + (dev_accounts() if dev else [])
+    from exchange.accounts import dev_accounts
+
+    accounts = _keystore(home).list() + (dev_accounts() if dev else [])
     if json:
         print_json(accounts)
     else:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from exchange.chain.anvil import LOCAL_CHAIN_ID, LocalChain
-from exchange.chain.deployment import checked_hub_address, deploy, find_deployment, recorded_hub
-from exchange.chain.session import ChainSession, connect
 from exchange.cli.options import chain_command, AccountOption, HomeOption, JsonOption, RpcOption, layout, resolve_rpc, target, unlock
 from exchange.cli.output import console, fields, print_json, success
-from exchange.connection import Target
 from exchange.errors import AccountError, ChainError, NotDeployed
+
+if TYPE_CHECKING:
+    from exchange.connection import Target
+
+# The deployment and the chain session (web3) are imported by each command when it runs.
 
 app = typer.Typer(help="Start, stop and inspect the local anvil chain.", no_args_is_help=True)
 
@@ -40,6 +44,9 @@ def down(home: HomeOption = None, json: JsonOption = False) -> None:
 @chain_command
 def status(home: HomeOption = None, rpc: RpcOption = None, json: JsonOption = False) -> None:
     """Show the chain Cove talks to: URL, chain id, head block, and the Cove hub there."""
+    from exchange.chain.deployment import find_deployment
+    from exchange.chain.session import ChainSession, connect
+
     info = LocalChain(layout(home).chain).running()
     try:
         where: Target | None = target(home, rpc)
@@ -71,6 +78,8 @@ def mine(
     json: JsonOption = False,
 ) -> None:
     """Move the local chain's time and mine blocks (to get through voting periods and delays)."""
+    from exchange.chain.session import ChainSession, connect
+
     session = ChainSession(connect(resolve_rpc(home, rpc)))
     session.advance_time(seconds, blocks)
     block = session.w3.eth.get_block("latest")
@@ -91,6 +100,9 @@ def deploy_command(
 ) -> None:
     """Deploy a Cove hub (and a test payment token on the local chain); anyone can then use
     it knowing the RPC URL and the hub's address."""
+    from exchange.chain.deployment import checked_hub_address, deploy, find_deployment, recorded_hub
+    from exchange.chain.session import ChainSession, connect
+
     where = target(home, rpc)
     session = ChainSession(connect(where.rpc))
     directory = layout(home).deployments

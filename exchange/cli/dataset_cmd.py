@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from exchange.catalog import DatasetView, dataset_view, datasets_frame, policy_of
+from exchange.cli.lazy import LazyName
 from exchange.cli.options import chain_command, AccountOption, HomeOption, JsonOption, RpcOption, layout, open_client
-from exchange.cli.output import console, fields, print_json, success, table
+from exchange.cli.output import console, fields, frame_records, print_json, success, table
 from exchange.cli.policy_options import (
     Allow, AllowFile, Budget, ComputeOnly, Delta, Expiry, Family, FreeCap, MaxEpochs, PerJobCap, Price, Token,
     policy_fields,
 )  # fmt: skip
-from exchange.datasets import DatasetSchema
-from exchange.datasets.dp_count import DEFAULT_COUNT_NOISE
 from exchange.errors import InputError, PolicyError
-from exchange.governance import ConsortiumBook, find_consortium
-from exchange.policy import PolicyTerms, parse_terms
-from exchange.policy_update import set_policy
-from exchange.publish import publish_dataset
+
+if TYPE_CHECKING:
+    from exchange.catalog import DatasetView
+    from exchange.policy import PolicyTerms
+
+# What `publish` calls, bound on first use: these modules import pandas and web3 (seconds),
+# which every other command would pay for at start. The other commands import in their body.
+DatasetSchema = LazyName("exchange.datasets", "DatasetSchema")
+ConsortiumBook = LazyName("exchange.governance", "ConsortiumBook")
+find_consortium = LazyName("exchange.governance", "find_consortium")
+parse_terms = LazyName("exchange.policy", "parse_terms")
+publish_dataset = LazyName("exchange.publish", "publish_dataset")
+# exchange.datasets.dp_count.DEFAULT_COUNT_NOISE, which importing would import pandas (its
+# package does); tests/unit/test_cli_imports.py keeps the two equal.
+DEFAULT_COUNT_NOISE = 20.0
 
 dataset_app = typer.Typer(help="Inspect one dataset.", no_args_is_help=True)
 policy_app = typer.Typer(help="Show or change a dataset's access policy.", no_args_is_help=True)
@@ -79,12 +88,15 @@ def publish(
     controller = None
     if governed_by is not None:
         controller = find_consortium(client, ConsortiumBook(layout(home).deployments), governed_by).timelock
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True, disable=json) as progress:  # fmt: skip
-        progress.add_task("validating, committing and publishing...", total=None)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]}"),
+                  TimeElapsedColumn(), console=console, transient=True, disable=json) as progress:  # fmt: skip
+        # A CSV's row count is unknown until the end, so the bar pulses and counts the rows
+        # read (on the owner's screen only; a re-read of the file counts again).
+        reading = progress.add_task("validating, committing and publishing...", total=None, rows="")
         result = publish_dataset(
             client, file, name=name, terms=terms, schema=schema, count_noise=count_noise, description=description,
             license=license, tags=tags or [], runner=runner, controller=controller, mock_rows=mock_rows,
+            progress=lambda rows: progress.update(reading, rows=f"{rows:,} rows read"),
         )  # fmt: skip
     if json:
         print_json(result)
@@ -103,12 +115,16 @@ def publish(
 @chain_command
 def datasets(home: HomeOption = None, rpc: RpcOption = None, json: JsonOption = False) -> None:
     """List the published datasets."""
-    frame = datasets_frame(open_client(home, rpc, None, needs_account=False))
+    from exchange.catalog import dataset_listing
+
+    # Typed per column as the DataFrame this command used to print (a price column with one
+    # paid dataset is float throughout), so the output stays what scripts already read.
+    records = frame_records(dataset_listing(open_client(home, rpc, None, needs_account=False)))
     if json:
-        print_json(frame.to_dict(orient="records"))
+        print_json(records)
         return
     rows = [[r["id"], r["name"], r["rows"], r["columns"], "free" if r["currency"] == "free" else f"{r['price']:g} {r['currency']}",
-             f"{r['budget_epsilon']:g}", f"{r['per_job_epsilon']:g}", r["tags"], r["owner"]] for r in frame.to_dict("records")]  # fmt: skip
+             f"{r['budget_epsilon']:g}", f"{r['per_job_epsilon']:g}", r["tags"], r["owner"]] for r in records]  # fmt: skip
     console.print(table("Datasets", ["id", "name", "rows", "columns", "price", "budget ε", "per-job ε", "tags", "owner"], rows))
 
 
@@ -140,6 +156,8 @@ def show(
     json: JsonOption = False,
 ) -> None:
     """Show a dataset: metadata, schema, policy and its schema-only mock sample."""
+    from exchange.catalog import dataset_view
+
     view = dataset_view(open_client(home, rpc, None, needs_account=False), dataset_id)
     if json:
         print_json(_view_json(view))
@@ -199,6 +217,8 @@ def policy_show(
     json: JsonOption = False,
 ) -> None:
     """Show a dataset's current access policy."""
+    from exchange.catalog import policy_of
+
     client = open_client(home, rpc, None, needs_account=False)
     terms, version, _ = policy_of(client, dataset_id)
     if json:
@@ -231,6 +251,9 @@ def policy_set(
     json: JsonOption = False,
 ) -> None:
     """Change some fields of a dataset's policy (the others keep their values). Only its controller may."""
+    from exchange.catalog import policy_of
+    from exchange.policy_update import set_policy
+
     client = open_client(home, rpc, account)
     current, _, _ = policy_of(client, dataset_id)
     changes = policy_fields(

@@ -9,20 +9,22 @@ import typer
 from exchange.cli.options import AccountOption, HomeOption, JsonOption, RpcOption, chain_command, layout, open_client
 from exchange.cli.output import console, print_json, success, table
 from exchange.errors import InputError
-from exchange.governance import (
-    ConsortiumBook, build_actions, delegate, deploy_consortium, execute, find_consortium, parse_members, proposals,
-    propose, queue, vote,
-)  # fmt: skip
+
+# exchange.governance (web3, the consortium contracts) is imported by each command when it runs.
 
 app = typer.Typer(help="Govern datasets by a consortium's vote (Governor + timelock).", no_args_is_help=True)
 ConsortiumOption = typer.Option(None, "--consortium", "-c", help="Consortium: its name in this home, or its governor's address \\[default: the only one this home knows].")
 
 
 def _book(home):  # type: ignore[no-untyped-def]
+    from exchange.governance import ConsortiumBook
+
     return ConsortiumBook(layout(home).deployments)
 
 
 def _consortium(client, home, consortium: str | None):  # type: ignore[no-untyped-def]
+    from exchange.governance import find_consortium
+
     return find_consortium(client, _book(home), consortium)
 
 
@@ -42,6 +44,8 @@ def deploy_cmd(
     json: JsonOption = False,
 ) -> None:
     """Deploy a consortium: membership token (votes), timelock and governor."""
+    from exchange.governance import deploy_consortium, parse_members
+
     members = parse_members(member)
     session = open_client(home, rpc, account).session
     with console.status("deploying the consortium..."):
@@ -80,6 +84,8 @@ def propose_cmd(
     json: JsonOption = False,
 ) -> None:
     """Propose changes to a governed dataset; invalid policies are refused now, not at execution."""
+    from exchange.governance import build_actions, propose
+
     client = open_client(home, rpc, account)
     found = _consortium(client, home, consortium)
     actions = build_actions(client, found, dataset_id, _parse_sets(sets))
@@ -103,6 +109,8 @@ def proposals_cmd(
     json: JsonOption = False,
 ) -> None:
     """Proposals with their state, votes, quorum and deadlines."""
+    from exchange.governance import proposals
+
     client = open_client(home, rpc, None, needs_account=False)
     found = proposals(client, _consortium(client, home, consortium))
     if json:
@@ -134,6 +142,8 @@ def vote_cmd(
     json: JsonOption = False,
 ) -> None:
     """Vote on an active proposal."""
+    from exchange.governance import vote
+
     client = open_client(home, rpc, account)
     vote(client, _consortium(client, home, consortium), _proposal_id(proposal), choice, reason)
     _done(json, f"{client.session.sender} voted {choice}", voter=client.session.sender, proposal_id=proposal, choice=choice)
@@ -150,6 +160,8 @@ def delegate_cmd(
     json: JsonOption = False,
 ) -> None:
     """Delegate your voting power (it counts from the next proposal's snapshot on)."""
+    from exchange.governance import delegate
+
     client = open_client(home, rpc, account)
     delegate(client, _consortium(client, home, consortium), to)
     _done(json, f"{client.session.sender} delegated to {to}", delegator=client.session.sender, delegate=to)
@@ -178,6 +190,8 @@ def queue_cmd(
     json: JsonOption = False,
 ) -> None:
     """Queue a passed proposal in the timelock."""
+    from exchange.governance import queue
+
     _run_step(queue, proposal, consortium, home, rpc, account)
     _done(json, "proposal queued; execute it once the timelock delay has passed", proposal_id=proposal, state="queued")
 
@@ -193,5 +207,7 @@ def execute_cmd(
     json: JsonOption = False,
 ) -> None:
     """Execute a queued proposal after the timelock delay."""
+    from exchange.governance import execute
+
     _run_step(execute, proposal, consortium, home, rpc, account)
     _done(json, "proposal executed", proposal_id=proposal, state="executed")

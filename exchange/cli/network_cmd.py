@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from exchange.chain.deployment import read_deployment
-from exchange.chain.session import ChainSession, connect
 from exchange.cli.options import HomeOption, JsonOption, layout
 from exchange.cli.output import console, print_json, success, table
-from exchange.networks import NetworkBook
+
+# exchange.networks and the chain session (web3) are imported by each command when it runs.
 
 app = typer.Typer(help="Named networks: an RPC URL, a Cove hub and IPFS gateways under one name.", no_args_is_help=True)
 
@@ -25,6 +24,10 @@ def add(
     json: JsonOption = False,
 ) -> None:
     """Name a network; then `--network NAME` (or COVE_NETWORK) stands for its RPC, hub and gateways."""
+    from exchange.chain.deployment import read_deployment
+    from exchange.chain.session import ChainSession, connect
+    from exchange.networks import NetworkBook
+
     network = NetworkBook.validated(name, rpc, hub, gateway or [], log_range)
     detail = "not checked"
     if check:  # prove the values against the chain before writing anything
@@ -40,6 +43,8 @@ def add(
 @app.command("list")
 def list_(home: HomeOption = None, json: JsonOption = False) -> None:
     """List the named networks."""
+    from exchange.networks import NetworkBook
+
     networks = NetworkBook(layout(home).networks).all()
     if json:
         print_json([{"name": n, **v.model_dump(mode="json")} for n, v in sorted(networks.items())])
@@ -54,6 +59,8 @@ def list_(home: HomeOption = None, json: JsonOption = False) -> None:
 @app.command("remove")
 def remove(name: str = typer.Argument(..., help="The network's name."), home: HomeOption = None, json: JsonOption = False) -> None:
     """Forget a named network (nothing on chain changes)."""
+    from exchange.networks import NetworkBook
+
     NetworkBook(layout(home).networks).remove(name)
     if json:
         print_json({"removed": name})

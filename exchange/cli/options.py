@@ -10,17 +10,21 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from eth_account.signers.local import LocalAccount
 
-from exchange.accounts import PASSWORD_ENV, Keystore, is_dev_account_name, resolve_dev_account
 from exchange.chain.anvil import LOCAL_CHAIN_ID
-from exchange.client import CoveClient
-from exchange.connection import Target, resolve_target
 from exchange.errors import AccountError
 from exchange.paths import HomeLayout, cove_home
+
+if TYPE_CHECKING:
+    # Imported where used: web3 and eth_account take a second to import, and every command
+    # module (so `cove --help`) imports this one.
+    from eth_account.signers.local import LocalAccount
+
+    from exchange.client import CoveClient
+    from exchange.connection import Target
 
 HomeOption = Annotated[
     Path | None, typer.Option("--home", envvar="COVE_HOME", help="Cove's state directory \\[default: ~/.cove].")
@@ -88,6 +92,8 @@ def chain_command(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def target(home: Path | None, rpc: str | None) -> Target:
     """Where this command's chain, hub and gateways are (options, environment, network, local chain)."""
+    from exchange.connection import resolve_target
+
     where = _WHERE.get()
     return resolve_target(layout(home), rpc=rpc, hub=where.hub, network=where.network, gateways=where.gateways)
 
@@ -103,6 +109,8 @@ def resolve_rpc(home: Path | None, rpc: str | None) -> str:
 
 def read_password(prompt: str, confirm: bool = False) -> str:
     """$COVE_PASSWORD, else a hidden prompt (only when a person is at the terminal)."""
+    from exchange.accounts import PASSWORD_ENV
+
     if (password := os.environ.get(PASSWORD_ENV)) is not None:
         return password
     if not sys.stdin.isatty():
@@ -111,6 +119,8 @@ def read_password(prompt: str, confirm: bool = False) -> str:
 
 
 def unlock(home: Path | None, name: str, chain_id: int) -> LocalAccount:
+    from exchange.accounts import Keystore, is_dev_account_name, resolve_dev_account
+
     if is_dev_account_name(name):
         return resolve_dev_account(name, chain_id)
     keystore = Keystore(layout(home).keystores)
@@ -120,6 +130,8 @@ def unlock(home: Path | None, name: str, chain_id: int) -> LocalAccount:
 
 def open_client(home: Path | None, rpc: str | None, account: str | None, needs_account: bool = True) -> CoveClient:
     """A connected client; the account defaults to dev0 on the local chain."""
+    from exchange.client import CoveClient
+
     client = CoveClient.for_target(target(home, rpc), None, home)
     if account is None and client.session.chain_id == LOCAL_CHAIN_ID:
         account = "dev0"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,7 +19,12 @@ console = Console()
 errors = Console(stderr=True)
 
 
+_PRIMITIVES = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _PRIMITIVES:  # most of a listing: answered before the other checks
+        return value
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True)
     if is_dataclass(value) and not isinstance(value, type):
@@ -35,8 +42,32 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def frame_records(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` as `pandas.DataFrame(rows).to_dict("records")` types them, without pandas: a
+    numeric column holding a float or a None is float throughout, None becoming NaN."""
+    records = [dict(row) for row in rows]
+    for column in dict.fromkeys(key for row in records for key in row):
+        values = [row.get(column) for row in records]
+        numeric = all(_is_number(v) or v is None for v in values) and any(v is not None for v in values)
+        if numeric and not all(isinstance(v, int) for v in values):
+            for row in records:
+                value = row.get(column)
+                row[column] = math.nan if value is None else float(value)
+    return records
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def print_json(value: Any) -> None:
-    console.print_json(json.dumps(_plain(value)))
+    text = json.dumps(_plain(value), indent=2, ensure_ascii=False)
+    if console.is_terminal:
+        console.print_json(text)  # highlighted, for a person
+    else:
+        # What Rich prints off a terminal, byte for byte, without its highlighting pass: that
+        # takes seconds for a listing of 10,000 datasets.
+        console.file.write(text + "\n")
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from exchange.errors import PolicyError
-from exchange.policy import parse_expiry
 
 Price = Annotated[str | None, typer.Option("--price", help="Price of one credit in the payment token (0 = free).")]
 Token = Annotated[str | None, typer.Option("--token", help="Payment token address \\[default: the local test token].")]
@@ -54,6 +53,8 @@ def policy_fields(
     }  # fmt: skip
     fields = {k: v for k, v in given.items() if v is not None}
     if expiry is not None:
+        from exchange.policy import parse_expiry  # eth_abi and pydantic models: only when needed
+
         fields["expiry"] = parse_expiry(expiry)
     if allow or allowlist_file:
         fields["allowlist"] = list(allow or []) + (read_allowlist_file(allowlist_file) if allowlist_file else [])

@@ -9,7 +9,8 @@ import typer
 
 from exchange.cli.options import JsonOption
 from exchange.cli.output import console, errors, print_json, success
-from exchange.datasets import DatasetSchema, check_kinds, departures, draft_schema, load_table
+
+# exchange.datasets (pandas, pyarrow) is imported by each command when it runs.
 
 app = typer.Typer(help="The declared public schema of a dataset: draft it, edit it, check it.", no_args_is_help=True)
 
@@ -27,6 +28,8 @@ def draft(
 ) -> None:
     """Print a draft schema of a private file, for you to edit (it is read off the rows, so
     never publish it unedited)."""
+    from exchange.datasets import draft_schema, load_table
+
     schema = draft_schema(load_table(file))
     text = json.dumps(schema.model_dump(mode="json", exclude_none=True), indent=2) + "\n"
     errors.print(f"[yellow]{_DRAFT_WARNING}[/yellow]")
@@ -45,6 +48,8 @@ def check(
 ) -> None:
     """Validate a declared schema, and say (to you alone) what training will adapt in a file:
     values clipped into the declared ranges, undeclared labels, missing cells."""
+    from exchange.datasets import DatasetSchema, check_kinds, departures, load_table
+
     schema = DatasetSchema.load(schema_file)
     notes: list[str] = []
     if file is not None:

@@ -27,20 +27,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from exchange.datasets.schema import kind_of
-from exchange.errors import DatasetError, InputError
+from exchange.datasets.canonical import CanonicalColumn, header_line, rows_bytes
+from exchange.datasets.frames import canonical_columns, frame_kinds
+from exchange.datasets.schema import Kind
+from exchange.errors import InputError
 
-# Rows serialised per chunk while hashing; bounds memory for large tables.
+# Rows serialised per chunk while hashing a frame; bounds memory for large tables.
 _CHUNK_ROWS = 50_000
 SCHEME = "hmac-sha256-v1"
 KEY_BYTES = 32
@@ -103,85 +104,49 @@ class CommitmentKey:
 
 def canonical_bytes(df: pd.DataFrame) -> bytes:
     """The canonical serialisation of `df` (see the module docstring for the format)."""
-    return b"".join(_chunks(df))
+    names = [str(name) for name in df.columns]
+    return header_line(names) + b"".join(bytes(rows_bytes(part)) for part in _parts(df))
 
 
 def commit(df: pd.DataFrame, key: CommitmentKey) -> DatasetCommitment:
     """Commit to `df`: HMAC-SHA256 under `key` of `canonical_bytes(df)` (domain-separated)."""
-    mac = hmac.new(key.secret, _DOMAIN, hashlib.sha256)
-    for chunk in _chunks(df):
-        mac.update(chunk)
-    return DatasetCommitment(digest="0x" + mac.hexdigest())
+    committer = Committer(key)
+    committer.begin([str(name) for name in df.columns])
+    for part in _parts(df):
+        committer.add(part)
+    return committer.commitment()
 
 
-def _chunks(df: pd.DataFrame) -> Iterator[bytes]:
-    yield _line(str(name) for name in df.columns)
-    formatters = [_formatter(df.iloc[:, i]) for i in range(df.shape[1])]
+class Committer:
+    """The commitment computed as a table streams by, a chunk of rows at a time.
+
+    `begin` starts over with the header (a reader that has to re-read a file calls it
+    again); chunks of rows follow in order, and `commitment()` is then what `commit` of
+    the whole table gives. It is a reader's sink (stream.TableSink).
+    """
+
+    def __init__(self, key: CommitmentKey):
+        self._key = key
+        self._mac = self._fresh()
+
+    def _fresh(self) -> hmac.HMAC:
+        return hmac.new(self._key.secret, _DOMAIN, hashlib.sha256)
+
+    def begin(self, names: Sequence[str], kinds: Sequence[Kind] = ()) -> None:
+        """Start over; the kinds do not matter: the bytes depend on the values alone."""
+        self._mac = self._fresh()
+        self._mac.update(header_line(names))
+
+    def add(self, columns: Sequence[CanonicalColumn]) -> None:
+        self._mac.update(rows_bytes(columns))
+
+    def commitment(self) -> DatasetCommitment:
+        return DatasetCommitment(digest="0x" + self._mac.hexdigest())
+
+
+def _parts(df: pd.DataFrame) -> Iterator[list[CanonicalColumn]]:
+    kinds = frame_kinds(df)  # first, for the whole frame: an odd dtype is refused even without rows
+    if df.shape[1] == 0:
+        return
     for start in range(0, len(df), _CHUNK_ROWS):
-        part = df.iloc[start : start + _CHUNK_ROWS]
-        columns = [fmt(part.iloc[:, i]) for i, fmt in enumerate(formatters)]
-        lines = [_line(fields) for fields in zip(*columns)] if columns else []
-        yield b"".join(lines)
-
-
-def _line(fields: Iterator[str] | tuple[str, ...]) -> bytes:
-    return (",".join(_quote(f) for f in fields) + "\n").encode("utf-8")
-
-
-def _quote(field: str) -> str:
-    if any(c in field for c in ',"\r\n'):
-        return '"' + field.replace('"', '""') + '"'
-    return field
-
-
-def _formatter(series: pd.Series):  # type: ignore[no-untyped-def]
-    """Pick the per-kind function that turns a slice of this column into field texts."""
-    return {
-        "integer": _fmt_integers,
-        "float": _fmt_floats,
-        "boolean": _fmt_booleans,
-        "categorical": _fmt_texts,
-        "datetime": _fmt_datetimes,
-    }[kind_of(series)]
-
-
-def _fmt_integers(s: pd.Series) -> list[str]:
-    return ["" if pd.isna(v) else str(int(v)) for v in s.astype(object)]
-
-
-def _fmt_floats(s: pd.Series) -> list[str]:
-    out = []
-    for v in s.astype(object):
-        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-            out.append("")
-            continue
-        v = float(v)
-        if math.isinf(v):
-            raise DatasetError(
-                f"Column '{s.name}' contains infinite values, which cannot be committed; "
-                "replace them with finite numbers or leave the cells empty."
-            )
-        out.append(repr(v))
-    return out
-
-
-def _fmt_booleans(s: pd.Series) -> list[str]:
-    return ["" if pd.isna(v) else ("true" if v else "false") for v in s.astype(object)]
-
-
-def _fmt_texts(s: pd.Series) -> list[str]:
-    return ["" if pd.isna(v) else str(v) for v in s.astype(object)]
-
-
-def _fmt_datetimes(s: pd.Series) -> list[str]:
-    s = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
-    return ["" if pd.isna(v) else _iso_utc(v) for v in s.astype(object)]
-
-
-def _iso_utc(ts: pd.Timestamp) -> str:
-    text = (
-        f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}"
-        f"T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
-    )
-    fraction = f"{ts.microsecond * 1000 + ts.nanosecond:09d}".rstrip("0")
-    return f"{text}.{fraction}Z" if fraction else f"{text}Z"
+        yield canonical_columns(df.iloc[start : start + _CHUNK_ROWS], kinds)

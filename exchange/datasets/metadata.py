@@ -20,11 +20,12 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from exchange.datasets.commitment import CommitmentKey, DatasetCommitment, commit
+from exchange.datasets.commitment import CommitmentKey, DatasetCommitment
 from exchange.datasets.dp_count import COUNT_NOISE_SCALE, noisy_count
 from exchange.datasets.mock import generate_mock
-from exchange.datasets.reader import load_table
-from exchange.datasets.schema import KIND_DTYPES, DatasetSchema, check_frame, check_kinds
+from exchange.datasets.scan import TableScan, scan_table
+from exchange.datasets.schema import KIND_DTYPES, DatasetSchema, check_frame
+from exchange.datasets.stream import Progress
 from exchange.errors import DatasetError, InputError
 from exchange.storage.canonical import canonical_json
 
@@ -215,16 +216,16 @@ def prepare_metadata(
     seed: int = 0,
     *,
     created_at: str | None = None,
-) -> tuple[DatasetMetadata, pd.DataFrame]:
-    """Load the private file, check it against the declared `schema`, commit to it under the
-    owner's `key`, release its row count with noise σ = count_noise_micro / 1e6, and build a
-    mock from the declared schema alone.
+    progress: Progress | None = None,
+) -> tuple[DatasetMetadata, TableScan]:
+    """Scan the private file (scan.py: its kinds checked against the declared `schema`, its
+    rows counted and committed to under the owner's `key`, in bounded memory), release its
+    row count with noise σ = count_noise_micro / 1e6, and build a mock from the declared
+    schema alone. `progress`, if given, is told the rows read so far.
 
-    Returns the public metadata and the private table (which stays on this machine).
+    Returns the public metadata and the scan (whose true row count stays on this machine).
     """
-    df = load_table(Path(path))
-    check_kinds(df, schema)
-    commitment = commit(df, key)
+    scan = scan_table(Path(path), schema, key, progress=progress)
     mock = generate_mock(schema, rows=mock_rows, seed=seed)
     fields: dict[str, Any] = {
         "name": name,
@@ -232,14 +233,14 @@ def prepare_metadata(
         "license": license,
         "tags": list(tags or []),
         "schema": schema,
-        "rows": noisy_count(len(df), count_noise_micro),
+        "rows": noisy_count(scan.rows, count_noise_micro),
         "row_count": RowCount(sigma=count_noise_micro / COUNT_NOISE_SCALE),
-        "commitment": commitment,
+        "commitment": scan.commitment,
         "mock": frame_to_records(mock),
     }
     if created_at is not None:
         fields["created_at"] = created_at
     try:
-        return DatasetMetadata.model_validate(fields), df
+        return DatasetMetadata.model_validate(fields), scan
     except ValidationError as exc:
         raise InputError(f"The dataset details are invalid ({_first_error(exc)}).") from None

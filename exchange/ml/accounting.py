@@ -34,12 +34,15 @@ the curve from the on-chain parameters bit for bit (`curve_matches`).
 
 from __future__ import annotations
 
+import importlib.util
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import ROUND_CEILING, Decimal
+from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opacus.accountants.analysis.rdp import compute_rdp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exchange.errors import PrivacyError, SpecError
@@ -74,6 +77,41 @@ FixedCurve = tuple[int, ...]
 # ---------------------------------------------------------------------------------------
 # Curves
 
+_OPACUS_RDP = "opacus.accountants.analysis.rdp"
+
+
+@cache
+def opacus_compute_rdp() -> Callable[..., Any]:
+    """Opacus' own `compute_rdp`, loaded on first use without importing Opacus.
+
+    `import opacus` imports torch and all of Opacus (seconds of CPU) for this one function,
+    whose file needs only numpy and scipy.special; so the file is loaded by itself from
+    Opacus' install: the same code, hence the same curve bit for bit as the runner's (which
+    imports Opacus anyway, and then that module is used). Any other layout: the plain import.
+    """
+    if _OPACUS_RDP in sys.modules:
+        return sys.modules[_OPACUS_RDP].compute_rdp  # type: ignore[no-any-return]
+    try:
+        return load_opacus_rdp_file()
+    except (ImportError, OSError, AttributeError, SyntaxError):
+        from opacus.accountants.analysis.rdp import compute_rdp
+
+        return compute_rdp
+
+
+def load_opacus_rdp_file() -> Callable[..., Any]:
+    """`compute_rdp` from Opacus' analysis file, executed on its own (ImportError if absent)."""
+    package = importlib.util.find_spec("opacus")  # finds the package without running it
+    if package is None or package.origin is None:
+        raise ImportError("Opacus is not installed.")
+    path = Path(package.origin).parent / "accountants" / "analysis" / "rdp.py"
+    spec = importlib.util.spec_from_file_location("exchange.ml._opacus_rdp", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"Cannot load {path}.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.compute_rdp  # type: ignore[no-any-return]
+
 
 def rdp_curve(noise_multiplier: float, sample_rate: float, steps: int) -> Curve:
     """The RDP of `steps` Poisson-subsampled Gaussian steps at each of ORDERS."""
@@ -83,7 +121,7 @@ def rdp_curve(noise_multiplier: float, sample_rate: float, steps: int) -> Curve:
         raise PrivacyError("The sample rate must lie in (0, 1].")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise PrivacyError("The number of steps must be a positive whole number.")
-    values = compute_rdp(
+    values = opacus_compute_rdp()(
         q=float(sample_rate), noise_multiplier=float(noise_multiplier), steps=steps,
         orders=list(ORDERS),
     )

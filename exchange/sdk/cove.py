@@ -43,7 +43,6 @@ from exchange.datasets.dp_count import DEFAULT_COUNT_NOISE
 from exchange.errors import AccountError, InputError
 from exchange.governance import ConsortiumBook, find_consortium
 from exchange.governance import deploy_consortium as deploy_governance
-from exchange.jobs import list_jobs
 from exchange.market import balances, mint_test_tokens
 from exchange.paths import HomeLayout, cove_home
 from exchange.policy import parse_terms
@@ -403,14 +402,9 @@ class Cove:
 
     def jobs(self, everyone: bool = False) -> pd.DataFrame:
         """This account's jobs (`everyone=True`: all jobs): id, dataset, status, ε, reason, ..."""
-        infos = list_jobs(self.client, None if everyone else self.address)
-        deltas: dict[int, float] = {}
-        if infos:
-            from exchange.catalog import policy_of
-
-            for dataset_id in {i.dataset_id for i in infos}:
-                deltas[dataset_id] = float(policy_of(self.client, dataset_id)[0].delta)
-        return ledger.jobs_frame(self.client, infos, deltas)
+        rows = ledger.indexed_jobs(self.client, consumer=None if everyone else self.address)
+        deltas = ledger.policy_deltas(self.client, {row["dataset_id"] for row in rows})
+        return ledger.jobs_frame(self.client, rows, deltas)
 
     def job(self, job_id: int | Job) -> Job:
         """Job `job_id`, seen by this account."""

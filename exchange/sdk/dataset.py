@@ -295,10 +295,10 @@ class Dataset:
     def jobs(self, everyone: bool = True) -> pd.DataFrame:
         """The jobs on this dataset (everyone's; `everyone=False`: only this account's)."""
         client = self._cove.client
-        infos = ledger.dataset_jobs(client, self.id)
+        rows = ledger.indexed_jobs(client, dataset_id=self.id)
         if not everyone:
-            infos = [i for i in infos if i.consumer.lower() == self._cove.address.lower()]
-        return ledger.jobs_frame(client, infos, {self.id: float(self.policy.delta)})
+            rows = [row for row in rows if row["consumer"] == self._cove.address.lower()]
+        return ledger.jobs_frame(client, rows, {self.id: float(self.policy.delta)})
 
     def budget_history(self) -> pd.DataFrame:
         """The charged jobs in order: job, status, epsilon (its own), composed_epsilon (after it)."""

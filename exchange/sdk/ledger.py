@@ -11,22 +11,18 @@ refunded before any runner accepted it; a job refunded after it was accepted sta
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
 
 from exchange.client import CoveClient
-from exchange.jobs import JobInfo, RequestedJob, job_info
+from exchange.jobs import JobInfo, RequestedJob, honest_curves, info_from_index
 from exchange.datasets.dp_count import COUNT_NOISE_SCALE
 from exchange.ml.accounting import NOISE_SCALE, SAMPLE_RATE_SCALE, compose, count_release_curve, epsilon_fixed
-from exchange.units import CREDIT, EPSILON_SCALE
+from exchange.units import CREDIT, DELTA_SCALE, EPSILON_SCALE
 
 JOB_COLUMNS = ["job", "dataset", "status", "buyer", "runner", "epsilon", "deadline", "reason"]
-
-
-def _indexed_jobs(client: CoveClient, dataset_id: int | None = None) -> list[dict[str, Any]]:
-    client.index.sync()
-    return client.index.jobs(dataset_ids=None if dataset_id is None else [dataset_id])
 
 
 def fail_reason(client: CoveClient, job_id: int) -> str | None:
@@ -49,28 +45,50 @@ def charged(status: str, accepted: bool, charge_kept: bool = False) -> bool:
     return status in ("requested", "accepted", "completed")
 
 
-def jobs_frame(client: CoveClient, infos: list[JobInfo], deltas: dict[int, float]) -> pd.DataFrame:
-    """One row per job: id, dataset, status, buyer, runner, ε, deadline, the runner's fail reason."""
-    rows_by_id = {row["id"]: row for row in _indexed_jobs(client)} if infos else {}
-    rows = []
-    for info in infos:
-        row = rows_by_id.get(info.job_id)
+def indexed_jobs(client: CoveClient, *, consumer: str | None = None, dataset_id: int | None = None) -> list[dict[str, Any]]:
+    """Index rows of the jobs (a buyer's, a dataset's or all), synced first: one query."""
+    client.index.sync()
+    return client.index.jobs(consumer=consumer, dataset_ids=None if dataset_id is None else [dataset_id])
+
+
+def policy_deltas(client: CoveClient, dataset_ids: set[int]) -> dict[int, float]:
+    """Each dataset's current δ, from its latest PolicyUpdated in the (synced) index."""
+    deltas = {}
+    for dataset_id in dataset_ids:
+        latest = client.index.latest_policy(dataset_id)
+        if latest is not None:
+            deltas[dataset_id] = float(Decimal(int(latest["policy"]["delta"])) / DELTA_SCALE)
+    return deltas
+
+
+def jobs_frame(client: CoveClient, rows: list[dict[str, Any]], deltas: dict[int, float]) -> pd.DataFrame:
+    """One row per job (index rows, as `indexed_jobs` gives them): id, dataset, status, buyer,
+    runner, ε at its dataset's δ (from `deltas`), deadline, the runner's fail reason."""
+    requests = [RequestedJob.from_index(row) for row in rows]
+    curves = honest_curves(client, requests) if rows else {}
+    epsilons: dict[tuple[str, float], float] = {}  # jobs repeat parameters: ε once per (curve, δ)
+    records = []
+    for row, request in zip(rows, requests, strict=True):
+        info: JobInfo = info_from_index(row)
         delta = deltas.get(info.dataset_id)
-        rows.append({
+        curve = curves.get(info.job_id)
+        epsilon = None
+        if delta and curve is not None:
+            key = (request.curve_key, delta)
+            if key not in epsilons:
+                epsilons[key] = job_epsilon(curve, delta)
+            epsilon = epsilons[key]
+        records.append({
             "job": info.job_id,
             "dataset": info.dataset_id,
             "status": info.status,
             "buyer": info.consumer,
             "runner": info.runner,
-            "epsilon": job_epsilon(RequestedJob.from_index(row).honest_curve, delta) if row is not None and delta else None,
+            "epsilon": epsilon,
             "deadline": datetime.fromtimestamp(info.deadline, UTC),
-            "reason": row["reason"] if row is not None else None,
+            "reason": row["reason"],
         })  # fmt: skip
-    return pd.DataFrame(rows, columns=JOB_COLUMNS)
-
-
-def dataset_jobs(client: CoveClient, dataset_id: int) -> list[JobInfo]:
-    return [job_info(client, row["id"]) for row in _indexed_jobs(client, dataset_id)]
+    return pd.DataFrame(records, columns=JOB_COLUMNS)
 
 
 def budget_history(client: CoveClient, dataset_id: int, delta: float) -> pd.DataFrame:

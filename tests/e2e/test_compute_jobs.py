@@ -288,7 +288,8 @@ def test_bad_specs_and_forced_requests_are_refused_before_anything_is_spent(
 
     # ε above the per-job cap: the SDK says so; forced, the chain says so.
     greedy = make_spec(epsilon=3.0)
-    with pytest.raises(PrivacyError, match=r"This job would spend ε 2\.99\d*, above the per-job cap of ε 2\.5; add noise"):
+    # (the noise search lands just below ε 3, or on it, depending on the dataset's noisy row count)
+    with pytest.raises(PrivacyError, match=r"This job would spend ε (2\.99\d*|3), above the per-job cap of ε 2\.5; add noise"):
         request_job(buyer, dataset_id, greedy)
     refusal = reverted(raw_request, buyer, dataset_id, greedy)
     assert refusal.error_name == "JobEpsilonAboveCap"

@@ -32,6 +32,7 @@ import pytest
 from exchange.datasets.commitment import CommitmentKey, canonical_bytes, commit
 from exchange.datasets.dp_count import COUNT_NOISE_SCALE, DEFAULT_COUNT_NOISE, noisy_count
 from exchange.datasets.metadata import prepare_metadata
+from exchange.datasets.reader import load_table
 from exchange.datasets.schema import draft_schema
 from tests.cli.test_bad_input import dataset_count, fails, home_files, publish_args
 from tests.conftest import PATIENTS_SCHEMA, make_table
@@ -59,7 +60,8 @@ def test_a_dictionary_attack_on_the_commitment_fails(tmp_path: Path) -> None:
     path = tmp_path / "patients.csv"
     make_table(rows=60, seed=3).to_csv(path, index=False)
     key = CommitmentKey.at(tmp_path / "commitment.key")
-    metadata, table = prepare_metadata(path, "Patients", PATIENTS_SCHEMA, key, NOISE_MICRO)
+    metadata, _ = prepare_metadata(path, "Patients", PATIENTS_SCHEMA, key, NOISE_MICRO)
+    table = load_table(path)
     published = metadata.commitment.digest
     hidden = (str(table.loc[17, "diagnosis"]), bool(table.loc[17, "smoker"]))
     candidates = _candidates(table, 17)

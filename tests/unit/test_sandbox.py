@@ -2,7 +2,10 @@
 
 Each probe below runs inside the sandbox, attempts something, and reports what happened;
 the test asserts the attempt failed (or, for the dataset, succeeded). Probes run under
-every mechanism this machine supports; unshare is the one Cove's CI machines have.
+every mechanism this machine supports (unshare is the one Cove's CI machines have), and
+both ways the runner runs work: a fresh sandbox per job ("cold", `run_sandboxed`) and a
+fresh fork of a warm sandbox's zygote ("warm", `WarmSandbox`; its own properties, what one
+job cannot leave for the next, are proved in test_warm_sandbox.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,8 @@ from pydantic import ValidationError
 
 from compute_to_data import sandbox, seccomp_filter
 from compute_to_data import sandbox_entry as entry
-from compute_to_data.sandbox import SandboxPolicy, run_sandboxed, sandbox_available
+from compute_to_data.sandbox import SandboxPolicy, SandboxResult, run_sandboxed, sandbox_available
+from compute_to_data.warm_sandbox import WarmSandbox
 from exchange.errors import SandboxError
 
 PROBE = textwrap.dedent(
@@ -43,11 +48,16 @@ PROBE = textwrap.dedent(
         return _json(dict(os.environ))
 
 
+    def _target(path, dataset):
+        # "DATASET": the path the work was given (the owner's path cold, a link warm).
+        return str(dataset) if path == "DATASET" else path
+
+
     def try_read(payload, dataset):
         results = {}
         for path in json.loads(payload):
             try:
-                with open(path, "rb") as handle:
+                with open(_target(path, dataset), "rb") as handle:
                     handle.read(1)
                 results[path] = "read"
             except OSError as err:
@@ -59,7 +69,7 @@ PROBE = textwrap.dedent(
         results = {}
         for path in json.loads(payload):
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+                fd = os.open(_target(path, dataset), os.O_WRONLY | os.O_CREAT, 0o600)
                 os.close(fd)  # opened only: nothing is ever written
                 results[path] = "opened"
             except OSError as err:
@@ -374,12 +384,54 @@ def policy(files: dict[str, Path], tmp_path: Path, **changes: Any) -> SandboxPol
     return SandboxPolicy(**fields)
 
 
-def run(function: str, files: dict[str, Path], tmp_path: Path, mechanism: str,
+@pytest.fixture(scope="module")
+def warm_pool() -> Iterator[dict[tuple[str, str], WarmSandbox]]:
+    """The warm sandboxes of this module's tests, one per module and mechanism."""
+    pool: dict[tuple[str, str], WarmSandbox] = {}
+    yield pool
+    for warm in pool.values():
+        warm.close()
+
+
+@dataclass
+class Way:
+    """How a test's work runs: in a fresh sandbox ("cold") or a warm zygote's fork ("warm")."""
+
+    path: str
+    mechanism: str
+    pool: dict[tuple[str, str], WarmSandbox]
+
+    def warm(self, module: str = "cove_probe") -> WarmSandbox:
+        key = (module, self.mechanism)
+        if key not in self.pool:
+            self.pool[key] = WarmSandbox(module, "echo", mechanism=self.mechanism)  # type: ignore[arg-type]
+        return self.pool[key]
+
+    def __call__(self, function: str, payload: bytes, rules: SandboxPolicy, *,
+                 module: str = "cove_probe", stage: str = "sandboxed") -> SandboxResult:
+        if self.path == "cold":
+            result = run_sandboxed(module, function, payload, rules, mechanism=self.mechanism,  # type: ignore[arg-type]
+                                   allow_unsandboxed=self.mechanism == "none", stage=stage)
+        else:
+            result = self.warm(module).run(payload, rules, function=function, stage=stage)
+        assert result.mechanism == self.mechanism
+        assert result.warm == (self.path == "warm"), "the warm sandbox fell back to a cold one"
+        return result
+
+    def check_log(self, log: Path) -> None:
+        """The job's log names the way it ran (for failures, which return no result)."""
+        header = [line for line in log.read_text().splitlines() if line.startswith("cove sandbox: ")]
+        assert header and ("warm:" in header[-1]) == (self.path == "warm"), header
+
+
+@pytest.fixture(params=["cold", "warm"])
+def way(request: pytest.FixtureRequest, mechanism: str, warm_pool) -> Way:  # type: ignore[no-untyped-def]
+    return Way(str(request.param), mechanism, warm_pool)
+
+
+def run(function: str, files: dict[str, Path], tmp_path: Path, way: Way,
         payload: bytes = b"", **changes: Any) -> Any:
-    result = run_sandboxed("cove_probe", function, payload, policy(files, tmp_path, **changes),
-                           mechanism=mechanism, allow_unsandboxed=mechanism == "none")
-    assert result.mechanism == mechanism
-    return json.loads(result.output)
+    return json.loads(way(function, payload, policy(files, tmp_path, **changes)).output)
 
 
 # --- what the work can do ------------------------------------------------------------------
@@ -390,13 +442,13 @@ def test_this_machine_has_a_sandbox() -> None:
     assert sandbox_available() in ("bwrap", "unshare")
 
 
-def test_it_reads_the_dataset_and_gets_the_payload(files, tmp_path, mechanism) -> None:
-    out = run("echo", files, tmp_path, mechanism, b"hello")
+def test_it_reads_the_dataset_and_gets_the_payload(files, tmp_path, way) -> None:
+    out = run("echo", files, tmp_path, way, b"hello")
     assert out == {"payload": "hello", "dataset": ROWS}
 
 
-def test_what_it_prints_goes_to_the_log_not_the_result(files, tmp_path, mechanism) -> None:
-    result = run_sandboxed("cove_probe", "noisy", b"", policy(files, tmp_path), mechanism=mechanism)
+def test_what_it_prints_goes_to_the_log_not_the_result(files, tmp_path, way) -> None:
+    result = way("noisy", b"", policy(files, tmp_path))
     assert result.output == b"result"
     assert "must not reach the caller" in result.log_path.read_text()
 
@@ -429,8 +481,10 @@ def _nobody_connected(server: socket.socket) -> bool:
 
 @pytest.mark.parametrize("layers", ["all", "namespaces alone"])
 def test_no_network_not_even_the_hosts_loopback(
-    files, tmp_path, mechanism, listeners, layers, monkeypatch
+    files, tmp_path, way, listeners, layers, monkeypatch
 ) -> None:
+    if layers == "namespaces alone" and way.path == "warm":
+        pytest.skip("a warm sandbox never runs without the filter (it runs the job cold instead)")
     if layers == "namespaces alone":
         # The seccomp filter refuses AF_INET sockets outright; without it, the network
         # namespace alone must still keep the work off the host's loopback.
@@ -443,7 +497,7 @@ def test_no_network_not_even_the_hosts_loopback(
     listeners["tcp"].setblocking(False)
 
     target = {"tcp_port": listeners["tcp_port"], "abstract": listeners["abstract"]}
-    out = run("try_connect", files, tmp_path, mechanism, json.dumps(target).encode())
+    out = run("try_connect", files, tmp_path, way, json.dumps(target).encode())
     assert out["tcp"] != "connected"
     assert out["abstract_unix"] != "connected"
     assert out["internet"] != "connected"
@@ -462,37 +516,41 @@ def _host_files(files: dict[str, Path]) -> list[str]:
     return [str(p) for p in candidates if p.exists()]
 
 
-def test_only_the_dataset_is_readable(files, tmp_path, mechanism) -> None:
+def test_only_the_dataset_is_readable(files, tmp_path, way) -> None:
     paths = _host_files(files)
     assert str(files["secret"]) in paths and len(paths) >= 5
-    targets = json.dumps([*paths, str(files["dataset"])]).encode()
-    out = run("try_read", files, tmp_path, mechanism, targets)
-    assert out.pop(str(files["dataset"])) == "read"
+    targets = json.dumps([*paths, str(files["dataset"]), "DATASET"]).encode()
+    out = run("try_read", files, tmp_path, way, targets)
+    assert out.pop("DATASET") == "read"
+    # Cold, the file is bound at the owner's path; warm, only its descriptor reaches the work.
+    assert out.pop(str(files["dataset"])) == ("read" if way.path == "cold" else "FileNotFoundError")
     assert out == {p: "FileNotFoundError" for p in paths}
 
 
-def test_nothing_outside_scratch_is_writable(files, tmp_path, mechanism) -> None:
+def test_nothing_outside_scratch_is_writable(files, tmp_path, way) -> None:
     venv_file = str(Path(sys.prefix) / "cove-sandbox-probe")
     code_file = str(files["code"] / "cove_probe.py")
-    targets = [str(files["dataset"]), venv_file, code_file, "/usr/cove-probe",
+    targets = ["DATASET", venv_file, code_file, "/usr/cove-probe",
                "/cove-probe", "/proc/sys/kernel/hostname", "/tmp/scratch-file"]
-    out = run("try_write", files, tmp_path, mechanism, json.dumps(targets).encode())
+    if way.path == "cold":
+        targets.append(str(files["dataset"]))  # warm, no file is at the owner's path
+    out = run("try_write", files, tmp_path, way, json.dumps(targets).encode())
     assert out.pop("/tmp/scratch-file") == "opened"
     assert set(out.values()) == {"Read-only file system"}, out
     assert not Path(venv_file).exists()
 
 
-def test_the_environment_is_clean(files, tmp_path, mechanism, monkeypatch) -> None:
+def test_the_environment_is_clean(files, tmp_path, way, monkeypatch) -> None:
     monkeypatch.setenv("COVE_PASSWORD", "parent-secret")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "parent-secret")
-    env = run("environment", files, tmp_path, mechanism, env={"OMP_NUM_THREADS": "2"})
+    env = run("environment", files, tmp_path, way, env={"OMP_NUM_THREADS": "2"})
     assert set(env) == {"PATH", "HOME", "LANG", "OMP_NUM_THREADS"}
     assert env["HOME"] == "/tmp" and env["OMP_NUM_THREADS"] == "2"
     assert "parent-secret" not in json.dumps(env)
 
 
-def test_it_has_no_capabilities(files, tmp_path, mechanism) -> None:
-    caps = run("capabilities", files, tmp_path, mechanism)
+def test_it_has_no_capabilities(files, tmp_path, way) -> None:
+    caps = run("capabilities", files, tmp_path, way)
     assert caps["CapEff"] == caps["CapPrm"] == caps["CapBnd"] == "0" * 16
 
 
@@ -547,10 +605,9 @@ def filtered() -> None:
 
 
 def test_the_kernel_surface_training_never_needs_is_refused(
-    files, tmp_path, mechanism, filtered
+    files, tmp_path, way, filtered
 ) -> None:
-    result = run_sandboxed("cove_probe", "kernel_probes", _numbers(), policy(files, tmp_path),
-                           mechanism=mechanism)
+    result = way("kernel_probes", _numbers(), policy(files, tmp_path))
     assert result.seccomp == seccomp_filter.FILTER_NAME
     assert seccomp_filter.FILTER_NAME in result.details
     out = json.loads(result.output)
@@ -575,20 +632,24 @@ def test_the_same_probes_succeed_outside_the_sandbox(files, tmp_path) -> None:
         assert out[name] != inside and out[name] in ("ok", "EINVAL", "EFAULT"), name
 
 
-def test_host_name_and_keyrings_are_hidden(files, tmp_path, mechanism) -> None:
-    out = run("kernel_probes", files, tmp_path, mechanism, _numbers())
+def test_host_name_and_keyrings_are_hidden(files, tmp_path, way) -> None:
+    out = run("kernel_probes", files, tmp_path, way, _numbers())
     assert out["hostname"] == out["uname nodename"] == entry.HOSTNAME
     assert out["/proc/sys/kernel/hostname"] == entry.HOSTNAME
     targets = [p for p in entry.MASKED_PROC_FILES if Path(p).exists()]
     assert "/proc/keys" in targets and "/proc/key-users" in targets
-    assert set(run("try_read", files, tmp_path, mechanism, json.dumps(targets).encode()).values()) \
+    assert set(run("try_read", files, tmp_path, way, json.dumps(targets).encode()).values()) \
         == {"PermissionError"}
 
 
-def test_no_descriptor_but_the_pipes_reaches_the_work(files, tmp_path, mechanism) -> None:
-    # The filter's descriptor is read (by bwrap, or the init) and closed before the work.
-    fds = run("open_fds", files, tmp_path, mechanism)
-    assert fds == [0, 1, 2, 3, 4]  # stdin, stdout, stderr, the result pipe, listdir's own
+def test_no_descriptor_but_the_pipes_reaches_the_work(files, tmp_path, way) -> None:
+    # The filter's descriptor is read (by bwrap, or the init) and closed before the work;
+    # warm, the zygote's control socket and the job's socket are closed in the child.
+    fds = run("open_fds", files, tmp_path, way)
+    if way.path == "cold":
+        assert fds == [0, 1, 2, 3, 4]  # stdin, stdout, stderr, the result pipe, listdir's own
+    else:
+        assert fds == [0, 1, 2, 3, 4, 5]  # the same, and the dataset's descriptor (4)
 
 
 def test_the_filter_allows_no_other_abi(filtered) -> None:
@@ -657,8 +718,9 @@ def test_filter_unavailable_reasons(monkeypatch) -> None:
 # --- DP training under the filter --------------------------------------------------------------
 
 
-def test_dp_training_completes_in_the_filtered_sandbox(tmp_path, mechanism, filtered) -> None:
-    # The runner's own job (torch + Opacus, Poisson sampling, worker threads) under the filter.
+def test_dp_training_completes_in_the_filtered_sandbox(tmp_path, way, filtered) -> None:
+    # The runner's own job (torch + Opacus, Poisson sampling, worker threads) under the filter;
+    # warm, in a fork of a zygote that imported them (torch's thread pool starts in the fork).
     import base64
 
     from conftest import make_table
@@ -689,10 +751,9 @@ def test_dp_training_completes_in_the_filtered_sandbox(tmp_path, mechanism, filt
                           dp=params.to_onchain(), delta=params.delta_fixed, device="cpu")
     rules = SandboxPolicy(dataset=data, cpu_seconds=300, memory_bytes=6 << 30, wall_seconds=300,
                           log_path=tmp_path / "training.log")
-    result = run_sandboxed("compute_to_data.job_training", "train_job",
-                           order.model_dump_json().encode(), rules, mechanism=mechanism,
-                           stage="training")
-    assert result.mechanism == mechanism and result.seccomp == seccomp_filter.FILTER_NAME
+    result = way("train_job", order.model_dump_json().encode(), rules,
+                 module="compute_to_data.job_training", stage="training")
+    assert result.seccomp == seccomp_filter.FILTER_NAME
     output = TrainingOutput.model_validate_json(result.output)
     weights = load_safetensors(base64.b64decode(output.weights))
     assert set(weights) == {name for name, _ in build_model(spec, schema).named_parameters()}
@@ -703,25 +764,27 @@ def test_dp_training_completes_in_the_filtered_sandbox(tmp_path, mechanism, filt
 
 
 def _failure(  # type: ignore[no-untyped-def]
-    function: str, files, tmp_path, mechanism, **changes: Any
+    function: str, files, tmp_path, way: Way | str, **changes: Any
 ) -> SandboxError:
+    if isinstance(way, str):  # a mechanism: cold
+        way = Way("cold", way, {})
     with pytest.raises(SandboxError) as caught:
-        run_sandboxed("cove_probe", function, b"", policy(files, tmp_path, **changes),
-                      mechanism=mechanism, allow_unsandboxed=mechanism == "none", stage="training")
+        way(function, b"", policy(files, tmp_path, **changes), stage="training")
     assert caught.value.log_path == str(tmp_path / "sandbox.log")
+    way.check_log(tmp_path / "sandbox.log")
     return caught.value
 
 
-def test_wall_clock_limit_kills_it(files, tmp_path, mechanism) -> None:
+def test_wall_clock_limit_kills_it(files, tmp_path, way) -> None:
     started = time.monotonic()
-    error = _failure("sleep_forever", files, tmp_path, mechanism, wall_seconds=1.5)
+    error = _failure("sleep_forever", files, tmp_path, way, wall_seconds=1.5)
     assert error.reason == "timeout"
     assert "wall-clock limit" in str(error) and str(error).startswith("The training step")
     assert time.monotonic() - started < 10
 
 
-def test_every_process_it_started_dies_with_it(files, tmp_path, mechanism) -> None:
-    error = _failure("orphan_then_sleep", files, tmp_path, mechanism, wall_seconds=1.5)
+def test_every_process_it_started_dies_with_it(files, tmp_path, way) -> None:
+    error = _failure("orphan_then_sleep", files, tmp_path, way, wall_seconds=1.5)
     assert error.reason == "timeout"
     log = tmp_path / "sandbox.log"
     time.sleep(0.5)
@@ -731,23 +794,25 @@ def test_every_process_it_started_dies_with_it(files, tmp_path, mechanism) -> No
     assert log.read_text().count("orphan alive") == before  # and nothing writes any more
 
 
-def test_a_lingering_grandchild_does_not_delay_the_result(files, tmp_path, mechanism) -> None:
+def test_a_lingering_grandchild_does_not_delay_the_result(files, tmp_path, way) -> None:
+    if way.path == "warm":
+        assert way.warm().start(policy(files, tmp_path))  # so that the job alone is timed
     started = time.monotonic()
-    result = run_sandboxed("cove_probe", "orphan_holding_result", b"", policy(files, tmp_path),
-                           mechanism=mechanism)
+    result = way("orphan_holding_result", b"", policy(files, tmp_path))
     assert result.output == b"done"
-    assert time.monotonic() - started < 3  # the namespace died with the work
+    # The namespace died with the work (cold), or the zygote killed the stray (warm).
+    assert time.monotonic() - started < 3
 
 
-def test_memory_limit_stops_a_hog(files, tmp_path, mechanism) -> None:
-    error = _failure("hog_memory", files, tmp_path, mechanism, memory_bytes=512 << 20)
+def test_memory_limit_stops_a_hog(files, tmp_path, way) -> None:
+    error = _failure("hog_memory", files, tmp_path, way, memory_bytes=512 << 20)
     assert error.reason == "memory"
     assert "memory limit" in str(error)
 
 
-def test_cpu_limit_stops_a_busy_loop(files, tmp_path, mechanism) -> None:
+def test_cpu_limit_stops_a_busy_loop(files, tmp_path, way) -> None:
     started = time.monotonic()
-    error = _failure("burn_cpu", files, tmp_path, mechanism, cpu_seconds=1, wall_seconds=30)
+    error = _failure("burn_cpu", files, tmp_path, way, cpu_seconds=1, wall_seconds=30)
     assert error.reason == "cpu"
     assert time.monotonic() - started < 15
 
@@ -755,8 +820,8 @@ def test_cpu_limit_stops_a_busy_loop(files, tmp_path, mechanism) -> None:
 # --- failures say nothing about the data ---------------------------------------------------------
 
 
-def test_errors_are_generic_and_details_stay_in_the_log(files, tmp_path, mechanism) -> None:
-    error = _failure("leak_in_error", files, tmp_path, mechanism)
+def test_errors_are_generic_and_details_stay_in_the_log(files, tmp_path, way) -> None:
+    error = _failure("leak_in_error", files, tmp_path, way)
     assert error.reason == "error"
     assert "benign" not in str(error) and "row 17" not in str(error)
     assert "benign" in (tmp_path / "sandbox.log").read_text()  # the owner can still debug
@@ -772,8 +837,8 @@ def test_errors_are_generic_and_details_stay_in_the_log(files, tmp_path, mechani
         ("abort", "crash", {}),
     ],
 )
-def test_failure_reasons(files, tmp_path, mechanism, function, reason, changes) -> None:
-    assert _failure(function, files, tmp_path, mechanism, **changes).reason == reason
+def test_failure_reasons(files, tmp_path, way, function, reason, changes) -> None:
+    assert _failure(function, files, tmp_path, way, **changes).reason == reason
 
 
 def test_a_missing_module_is_an_import_failure(files, tmp_path, mechanism) -> None:

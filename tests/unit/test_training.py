@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import logging
-import threading
 import math
+import threading
 import warnings
 from dataclasses import fields
 from typing import Any
@@ -172,7 +173,7 @@ def test_load_weights_refuses_what_does_not_match(data: Split) -> None:
         load_weights(spec, schema, b"\x00not safetensors")
 
 
-class CountingSampler(training.UniformWithReplacementSampler):
+class CountingSampler(training.PoissonSampler):
     batches: list[int] = []
     rates: list[float] = []
 
@@ -189,7 +190,7 @@ def test_exact_steps_with_empty_poisson_batches(monkeypatch: pytest.MonkeyPatch)
     spec = make_spec(expected_batch_size=1, epochs=2, dp={"noise_multiplier": 1.0, "delta": 1e-5,
                                                           "max_grad_norm": 1.0})
     CountingSampler.batches, CountingSampler.rates = [], []
-    monkeypatch.setattr(training, "UniformWithReplacementSampler", CountingSampler)
+    monkeypatch.setattr(training, "PoissonSampler", CountingSampler)
     result = train(spec, table, schema, public_rows=len(table), device="cpu", seed=0)
     assert CountingSampler.rates == [0.005]
     assert len(CountingSampler.batches) == result.steps == 2 * 200
@@ -339,27 +340,113 @@ def test_training_on_cuda(data: Split) -> None:
     assert accuracy(result.module, make_spec(), schema, held_out) > chance + 0.2
 
 
-def test_ghost_clipping_bounds_every_allow_listed_layer() -> None:
-    # With the noise off, one row's summed gradient is its clipped gradient: its norm over
-    # all parameters (LayerNorm's included) must not exceed the clip norm.
+class Recording:
+    """Passes a sampler's batches through, keeping a copy of each."""
+
+    def __init__(self, sampler: Any) -> None:
+        self.sampler = sampler
+        self.batches: list[torch.Tensor] = []
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for indices in self.sampler:
+            self.batches.append(indices.clone())
+            yield indices
+
+
+def loop_case(rows: int, loss: str, optimizer: str) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor, ModelSpec, DpParams]:
+    """A model with every allow-listed layer, random rows, and a spec small enough for empty batches."""
+    generator = torch.Generator().manual_seed(rows)
+    outputs = 3 if loss == "cross_entropy" else 1
+    model = nn.Sequential(nn.Linear(5, 8), nn.LayerNorm(8), nn.GELU(), nn.Linear(8, 8, bias=False),
+                          nn.Tanh(), nn.Linear(8, 8), nn.Sigmoid(), nn.ReLU(), nn.Linear(8, outputs))
+    features = torch.randn(rows, 5, generator=generator) * 4
+    if loss == "cross_entropy":
+        targets = torch.randint(0, 3, (rows,), generator=generator)
+    else:
+        targets = torch.randn(rows, generator=generator)
+    spec = make_spec(task="classification" if loss == "cross_entropy" else "regression", loss=loss,
+                     optimizer=optimizer, learning_rate=0.05, expected_batch_size=3)
+    params = DpParams(noise_multiplier=0.8, sample_rate=3 / rows, max_grad_norm=0.5, epochs=2,
+                      steps=steps_for(3 / rows, 2), delta=1e-5)
+    return model, features, targets, spec, params
+
+
+@pytest.mark.parametrize(("loss", "optimizer"), [("cross_entropy", "sgd"), ("mse", "adam")])
+def test_the_runners_loop_is_opacus_make_private_step_for_step(loss: str, optimizer: str) -> None:
+    # The same batches and the same noise generator into Opacus' make_private (ghost
+    # clipping, the runner's previous loop) and into ours: the same weights, empty batches
+    # (pure-noise steps) included.
     from opacus import PrivacyEngine
     from torch.utils.data import DataLoader, TensorDataset
 
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 8), nn.LayerNorm(8), nn.GELU(), nn.Linear(8, 8),
-                          nn.Tanh(), nn.Linear(8, 8), nn.Sigmoid(), nn.Linear(8, 3))
-    validate_module(model)
-    inputs, labels = torch.randn(4, 5) * 100, torch.tensor([0, 1, 2, 0])
-    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-    loader = DataLoader(TensorDataset(inputs, labels), batch_size=4)
+    model, features, targets, spec, params = loop_case(60, loss, optimizer)
+    reference, initial = copy.deepcopy(model), copy.deepcopy(model)
+    loop = training.PrivateLoop(model, features, targets, spec=spec, params=params,
+                                device=torch.device("cpu"), sample_seed=5, noise_seed=6)
+    loop.sampler = recording = Recording(loop.sampler)
+    loop.run()
+    batches = recording.batches
+    assert len(batches) == params.steps
+    assert sum(len(b) == 0 for b in batches) > 0 and max(len(b) for b in batches) > 1
+
+    criterion = {"cross_entropy": nn.CrossEntropyLoss, "mse": nn.MSELoss}[loss]()
     with training.quiet():
-        private, optimizer, criterion, _ = PrivacyEngine(accountant="rdp").make_private(
-            module=model, optimizer=optimizer, data_loader=loader,
-            criterion=nn.CrossEntropyLoss(), noise_multiplier=0.0, max_grad_norm=0.01,
-            poisson_sampling=True, grad_sample_mode="ghost",
+        private, dp_optimizer, dp_criterion, _ = PrivacyEngine(accountant="rdp").make_private(
+            module=reference, optimizer=training._OPTIMIZERS[optimizer](reference.parameters(), lr=0.05),
+            data_loader=DataLoader(TensorDataset(features, targets), batch_size=3), criterion=criterion,
+            noise_multiplier=params.noise_multiplier, max_grad_norm=params.max_grad_norm,
+            poisson_sampling=True, grad_sample_mode="ghost", noise_generator=torch.Generator().manual_seed(6),
         )
-        for row in range(4):
-            optimizer.zero_grad(set_to_none=True)
-            criterion(private(inputs[row:row + 1]), labels[row:row + 1]).backward()
-            norm = torch.sqrt(sum((p.grad ** 2).sum() for p in private.parameters()))
-            assert 0 < norm <= 0.01 * (1 + 1e-4)
+        dp_optimizer.expected_batch_size = spec.expected_batch_size
+        for index in batches:
+            dp_optimizer.zero_grad(set_to_none=True)
+            outputs = private(features[index])
+            dp_criterion(outputs.squeeze(-1) if loss == "mse" else outputs, targets[index]).backward()
+            dp_optimizer.step()
+    ours, theirs = dict(loop.module.named_parameters()), dict(reference.named_parameters())
+    assert set(ours) == set(theirs)
+    for name, value in ours.items():
+        assert torch.allclose(value, theirs[name], rtol=1e-5, atol=1e-6), name
+    assert not torch.allclose(ours["0.weight"], initial[0].weight, atol=1e-3)  # it did train
+
+
+def test_the_trained_module_carries_nothing_per_sample() -> None:
+    model, features, targets, spec, params = loop_case(30, "cross_entropy", "sgd")
+    attributes = {name: set(vars(module)) for name, module in model.named_modules()}
+    trained = training.fit_private(model, features, targets, spec=spec, params=params,
+                                   device=torch.device("cpu"), sample_seed=1, noise_seed=2)
+    assert trained is model and type(trained) is nn.Sequential
+    assert {name: set(vars(module)) for name, module in trained.named_modules()} == attributes
+    validate_module(trained)  # no hooks, buffers or stray tensors
+    for param in trained.parameters():
+        assert param.grad is None  # even the last (noisy) gradient is dropped
+        for leftover in ("grad_sample", "_norm_sample", "summed_grad", "_forward_counter"):
+            assert not hasattr(param, leftover)
+
+
+def test_a_step_allocates_nothing_the_size_of_the_table() -> None:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Largest(TorchDispatchMode):
+        numel = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            out = func(*args, **(kwargs or {}))
+            for tensor in out if isinstance(out, (tuple, list)) else [out]:
+                if isinstance(tensor, torch.Tensor):
+                    Largest.numel = max(Largest.numel, tensor.numel())
+            return out
+
+    rows = 50_000
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 2))
+    features, targets = torch.randn(rows, 6), torch.randint(0, 2, (rows,))
+    spec = make_spec(expected_batch_size=250)
+    params = DpParams(noise_multiplier=1.0, sample_rate=250 / rows, max_grad_norm=1.0, epochs=1,
+                      steps=steps_for(250 / rows, 1), delta=1e-5)
+    loop = training.PrivateLoop(model, features, targets, spec=spec, params=params,
+                                device=torch.device("cpu"), sample_seed=0, noise_seed=0)
+    assert loop.inputs.data_ptr() == features.data_ptr()  # the table itself, not a copy
+    with Largest():
+        loop.run()
+    # The largest thing a step makes is a batch or a parameter, not one value per row.
+    assert 0 < Largest.numel <= max(16 * 6, 2 * 250 * 16) < rows
