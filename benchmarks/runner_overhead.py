@@ -17,7 +17,9 @@ Runner stages (unless `--no-runner`; needs anvil, as the e2e tests): the real `R
 fresh local chain, one dataset, `--jobs` requests served by a runner with a cold sandbox and
 as many by one with a warm sandbox; each stage timed inside the runner: chain transactions
 (accept, complete), the public checks (chain reads), the sandboxed training, crypto
-(encrypt to the buyer, sign provenance) and storage (the DAG, the content store).
+(encrypt to the buyer, sign provenance) and storage (the DAG, the content store). Then the
+pool: `--jobs` jobs requested at once, served by a runner with one worker and by one with
+two (each worker its own warm sandbox), as wall seconds per job.
 
 Figures are medians over the jobs; cold, warm and in-process jobs take turns, so that a busy
 machine slows each alike (on a shared machine, rerun: the figures move with the load). The
@@ -42,6 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # conftest's table and schema, as the tests use them
 
+from compute_to_data.job_pool import JobPool
 from compute_to_data.sandbox import SandboxPolicy, SandboxResult, run_sandboxed
 from compute_to_data.warm_sandbox import WarmSandbox
 
@@ -187,7 +190,7 @@ def runner_stages(jobs: int, folder: Path) -> dict[str, Any]:
         make_table(rows=1000, seed=1).to_csv(data, index=False)
         dataset_id = publish_dataset(owner, data, name="cohort", schema=PATIENTS_SCHEMA,
                                      terms=parse_terms(budget="1000", per_job_cap="50", free_cap=100)).dataset_id
-        buy_credits(buyer, dataset_id, 2 * jobs)
+        buy_credits(buyer, dataset_id, 5 * jobs)
         spec = ModelSpec.parse({**SPEC, "expected_batch_size": 100})
         limits = RunnerLimits(device="cpu", wall_seconds=600)
         figures: dict[str, Any] = {}
@@ -197,13 +200,13 @@ def runner_stages(jobs: int, folder: Path) -> dict[str, Any]:
             runner = Runner(owner, limits, state=RunnerState(folder / f"{variant}.sqlite"))
             clock = _Clock()
             if variant == "cold":
-                runner._sandbox = _ColdSandbox()  # type: ignore[assignment]
+                sandbox: Any = _ColdSandbox()
             else:  # started before the clock runs, and timed on its own
-                warm = WarmSandbox("compute_to_data.job_training", "train_job", log_path=folder / "zygote.log")
-                runner._sandbox = warm
+                sandbox = WarmSandbox("compute_to_data.job_training", "train_job", log_path=folder / "zygote.log")
                 shape = SandboxPolicy(dataset=data, cpu_seconds=1, memory_bytes=limits.memory_bytes,
                                       wall_seconds=1)  # what the runner's policies share
-                figures["warm start"] = _timed(lambda warm=warm, shape=shape: warm.start(shape))
+                figures["warm start"] = _timed(lambda warm=sandbox, shape=shape: warm.start(shape))
+            runner._pool = JobPool(1, lambda sandbox=sandbox: sandbox)  # one job at a time, timed alone
             # Inside the runner: its own steps, and the calls that do chain, crypto and storage.
             session = owner.session
             transact = session.transact
@@ -216,17 +219,21 @@ def runner_stages(jobs: int, folder: Path) -> dict[str, Any]:
             owner.store.put = clock.wrap("storage", store_put)  # type: ignore[method-assign]
             runner._check = clock.wrap("public checks (chain reads)", runner._check)  # type: ignore[method-assign]
             runner._train = clock.wrap("sandbox and training", runner._train)  # type: ignore[method-assign]
-            handle = runner._handle
+            # A job runs from its claim (`_start`) to the end of its `_publish`.
+            start, publish = runner._start, runner._publish
+            began: dict[int, float] = {}
 
-            def handled(record: Any, handle: Callable[..., bool] = handle, clock: _Clock = clock) -> bool:
-                started = time.perf_counter()
-                try:
-                    return handle(record)
-                finally:
-                    clock.current["job, all stages"] += time.perf_counter() - started
-                    clock.job_done()
+            def started(job_id: int, start: Callable[[int], bool] = start) -> bool:
+                began[job_id] = time.perf_counter()
+                return start(job_id)
 
-            runner._handle = handled  # type: ignore[method-assign]
+            def published(job: Any, *rest: Any, publish: Callable[..., None] = publish, clock: _Clock = clock) -> None:
+                publish(job, *rest)
+                clock.current["job, all stages"] += time.perf_counter() - began[job.job_id]
+                clock.job_done()
+
+            runner._start = started  # type: ignore[method-assign]
+            runner._publish = published  # type: ignore[method-assign]
             try:
                 done = runner.poll()
             finally:
@@ -237,9 +244,40 @@ def runner_stages(jobs: int, folder: Path) -> dict[str, Any]:
                 runner.close()
             assert len(done) == jobs, done
             figures[variant] = {stage: _median(values) for stage, values in sorted(clock.totals.items())}
+        figures["pool"] = _pool_throughput(owner, buyer, dataset_id, data, spec, jobs, limits, folder)
         return figures
     finally:
         chain.down()
+
+
+def _pool_throughput(owner: Any, buyer: Any, dataset_id: int, data: Path, spec: Any, jobs: int,
+                     limits: Any, folder: Path) -> dict[str, float]:  # fmt: skip
+    """Wall time of `jobs` jobs requested at once, served by one worker and by two."""
+    from dataclasses import replace
+
+    from compute_to_data.runner import Runner
+    from compute_to_data.state import RunnerState
+    from exchange.jobs import request_job
+
+    figures: dict[str, float] = {}
+    for workers in (1, 2):
+        sandboxes = [WarmSandbox("compute_to_data.job_training", "train_job", log_path=folder / f"pool-{i}.log")
+                     for i in range(workers)]  # fmt: skip
+        shape = SandboxPolicy(dataset=data, cpu_seconds=1, memory_bytes=limits.memory_bytes, wall_seconds=1)
+        for sandbox in sandboxes:  # started before the clock runs
+            sandbox.start(shape)
+        for _ in range(jobs):
+            request_job(buyer, dataset_id, spec)
+        runner = Runner(owner, replace(limits, workers=workers), state=RunnerState(folder / f"pool-{workers}.sqlite"))
+        runner._pool = JobPool(workers, sandboxes.pop)
+        started = time.perf_counter()
+        try:
+            done = runner.poll()
+        finally:
+            runner.close()
+        assert len(done) == jobs, done
+        figures[f"{workers} worker{'s' if workers > 1 else ''}, s per job"] = (time.perf_counter() - started) / jobs
+    return figures
 
 
 class _ColdSandbox:
@@ -247,6 +285,9 @@ class _ColdSandbox:
 
     def run(self, payload: bytes, policy: SandboxPolicy, *, stage: str) -> SandboxResult:
         return run_sandboxed("compute_to_data.job_training", "train_job", payload, policy, stage=stage)
+
+    def abort(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -285,6 +326,9 @@ def main() -> None:
             print(f"  {name:<30} {runner['cold'].get(name, 0):8.3f} {runner['warm'].get(name, 0):8.3f}")
         cold, warm = runner["cold"]["job, all stages"], runner["warm"]["job, all stages"]
         print(f"  cold/warm per job              {cold / warm:8.1f}x")
+        print(f"a pool: {args.jobs} jobs requested at once, warm sandboxes started beforehand")
+        for name, seconds in runner["pool"].items():
+            print(f"  {name:<30} {seconds:8.3f}")
 
 
 if __name__ == "__main__":

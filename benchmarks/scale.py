@@ -1,8 +1,8 @@
 """How Cove scales with the size of a dataset: figures for issue 10 ("Scale and speed").
 
 Run: `.venv/bin/python benchmarks/scale.py` (10k, 100k and 1M rows; `--big` adds 10M,
-`--json` for scripts, `--nul-gib 0` skips the binary file). Files are written to a
-temporary directory and removed afterwards.
+`--json` for scripts, `--nul-gib 0` skips the binary file, `--only train` or `--only publish`
+runs one section). Files are written to a temporary directory and removed afterwards.
 
 Publish: the data path of `cove publish`, without the chain -- `prepare_metadata` on a CSV
 of 20 numeric columns (8 full-precision floats, 6 rounded to two decimals, 6 integers)
@@ -14,6 +14,14 @@ its own, which reports its wall and CPU time (all threads) and its peak resident
 tests/unit/test_scan_oracle.py keeps as the oracle) is measured at 10k rows for the ratio,
 and must give the same commitment. A file of NUL bytes, sparse on disk, shows that a
 binary file is refused at once in bounded memory.
+
+Train: one DP job on the same CSV through the code the sandbox runs
+(`compute_to_data.job_training.train_job`: check the commitment, check the kinds, encode,
+train) in a child process under the runner's address-space limit (RLIMIT_AS, 6 GiB): a
+regression MLP (19 features, 32 hidden) at an expected batch of 1,024 for one epoch. The
+child reports the job's wall and CPU time, its peak resident memory (VmHWM) and peak
+address space (VmPeak, what RLIMIT_AS bounds), the resident memory before the job (Python
+with torch imported) and the Poisson sampler's time for one epoch at that size.
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ BIG = 10_000_000
 GOAL_1M = {"wall_s": 15.0, "peak_rss_mib": 1024.0}  # from the issue
 _BATCH = 500_000  # rows generated at a time, so that writing 10M rows needs little memory
 FLOATS, ROUNDED, INTEGERS = 8, 6, 6
+TRAIN_BATCH = 1_024  # expected batch size of the training job: one epoch is rows / 1,024 steps
+TRAIN_LIMIT_BYTES = 6 << 30  # the runner's RLIMIT_AS (RunnerLimits.memory_bytes)
 
 
 # ---------------------------------------------------------------------------------------
@@ -80,7 +90,8 @@ def write_csv(path: Path, rows: int, seed: int = 0) -> None:
 
 
 def measure(kind: str, path: Path, schema_path: Path) -> dict[str, Any]:
-    """Run `kind` ("publish", "legacy" or "binary") on `path` in a child process."""
+    """Run `kind` ("publish", "legacy", "binary" or "train") on `path` in a child process
+    (for "train", `schema_path` is the training order's JSON)."""
     child = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(path), str(schema_path)],
         capture_output=True, text=True, check=False,
@@ -92,6 +103,10 @@ def measure(kind: str, path: Path, schema_path: Path) -> dict[str, Any]:
 
 def _child(kind: str, path: Path, schema_path: Path) -> None:
     import resource
+
+    if kind == "train":
+        _train_child(path, schema_path)
+        return
 
     from exchange.datasets import CommitmentKey, DatasetSchema
     from exchange.errors import DatasetError
@@ -140,10 +155,55 @@ def _cpu() -> float:
 
 
 def _peak_rss_mib() -> float:
+    return _status_mib("VmHWM")
+
+
+def _status_mib(field: str) -> float:
+    """A memory figure of /proc/self/status (VmHWM, VmPeak, VmRSS), in MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _train_child(path: Path, order_path: Path) -> None:
+    """One training job as the sandbox runs it, under the runner's RLIMIT_AS."""
+    import resource
+
+    # Everything the job imports, before the limit and the clocks: a warm sandbox's zygote
+    # has imported them too.
+    from compute_to_data.job_training import TrainingOrder, train_job
+    from compute_to_data.sampling import PoissonSampler
+
+    resource.setrlimit(resource.RLIMIT_AS, (TRAIN_LIMIT_BYTES, TRAIN_LIMIT_BYTES))
+    payload = order_path.read_bytes()
+    baseline = _status_mib("VmRSS")
+    started, cpu = time.perf_counter(), _cpu()
+    result: dict[str, Any] = {"error": None}
+    try:
+        train_job(payload, path)
+    except MemoryError:
+        result["error"] = "MemoryError"
+    except Exception as error:  # noqa: BLE001 - the benchmark reports it, whatever it is
+        result["error"] = type(error).__name__ + ": " + str(error)
+    result |= {
+        "wall_s": round(time.perf_counter() - started, 2),
+        "cpu_s": round(_cpu() - cpu, 2),
+        "baseline_rss_mib": round(baseline, 1),
+        "peak_rss_mib": round(_status_mib("VmHWM"), 1),
+        "peak_vm_mib": round(_status_mib("VmPeak"), 1),
+    }
+    order = TrainingOrder.model_validate_json(payload)
+    q = order.dp.sample_rate / 1e9  # on-chain sample rates are in billionths
+    sampler = PoissonSampler(
+        num_samples=order.public_rows, sample_rate=q, steps=order.dp.steps // order.dp.epochs,
+        generator=np.random.default_rng(0),
+    )  # fmt: skip
+    started = time.perf_counter()
+    for _ in sampler:
+        pass
+    result["sampler_epoch_s"] = round(time.perf_counter() - started, 4)
+    print(json.dumps(result))
 
 
 # ---------------------------------------------------------------------------------------
@@ -185,11 +245,66 @@ def binary_section(folder: Path, gib: float) -> dict[str, Any]:
     return {"binary": figure}
 
 
-# Training: the sampler's and the trainer's figures at these sizes go here, as a section
-# of their own beside publish_section (for issue 10, added by whoever lands that part).
+def train_spec() -> dict[str, Any]:
+    """A small regression MLP on every column but r0, which it predicts."""
+    return {
+        "task": "regression", "features": [n for n in column_names() if n != "r0"], "target": "r0",
+        "layers": [{"type": "Linear", "out_features": 32}, {"type": "ReLU"}, {"type": "Linear", "out_features": 1}],
+        "loss": "mse", "optimizer": "adam", "learning_rate": 0.001,
+        "expected_batch_size": TRAIN_BATCH, "epochs": 1,
+        "dp": {"noise_multiplier": 1.0, "delta": 1e-9, "max_grad_norm": 1.0},
+    }  # fmt: skip
+
+
+def train_order(path: Path, schema_path: Path, rows: int) -> bytes:
+    """The order the runner would send for `path`: its commitment from the streamed scan (the
+    same digest as `commit(load_table(path))`), the true row count as the public one."""
+    from compute_to_data.job_training import TrainingOrder
+    from exchange.datasets import CommitmentKey, DatasetSchema, scan_table
+    from exchange.ml.accounting import DpParams
+    from exchange.ml.spec import ModelSpec
+
+    schema = DatasetSchema.load(schema_path)
+    key = CommitmentKey(bytes(range(32)))
+    spec = ModelSpec.parse(train_spec())
+    params = DpParams.for_spec(spec, rows)
+    order = TrainingOrder(
+        spec=spec.to_json().decode(), dataset_schema=schema, public_rows=rows,
+        commitment=scan_table(path, schema, key).commitment.digest, commitment_key=key.secret.hex(),
+        dp=params.to_onchain(), delta=params.delta_fixed, device="cpu",
+    )  # fmt: skip
+    return order.model_dump_json().encode()
+
+
+def train_section(folder: Path, sizes: list[int], console: Console | None) -> dict[str, Any]:
+    schema_path = folder / "schema.json"
+    schema_path.write_text(json.dumps(declared_schema()))
+    rows_out: list[dict[str, Any]] = []
+    for rows in sizes:
+        path = folder / f"rows-{rows}.csv"
+        write_csv(path, rows)
+        order_path = folder / f"order-{rows}.json"
+        order_path.write_bytes(train_order(path, schema_path, rows))
+        figure = measure("train", path, order_path)
+        steps = -(-rows // TRAIN_BATCH)
+        figure |= {"size": rows, "file_mib": round(path.stat().st_size / 2**20, 1), "steps": steps}
+        rows_out.append(figure)
+        path.unlink()
+        if console:
+            state = figure["error"] or "ok"
+            console.print(f"  {rows:>10,} rows: {figure['wall_s']} s wall, {figure['peak_rss_mib']} MiB peak RSS, "
+                          f"{figure['peak_vm_mib']} MiB peak VM ({state})")  # fmt: skip
+    return {"train": rows_out}
 
 
 def show(results: dict[str, Any], console: Console) -> None:
+    if results["publish"]:
+        show_publish(results, console)
+    if "train" in results:
+        show_train(results["train"], console)
+
+
+def show_publish(results: dict[str, Any], console: Console) -> None:
     table = Table(title="cove publish, data path (scan + metadata), 20 numeric columns")
     for header in ("rows", "file", "wall", "CPU", "peak RSS", "rows/s"):
         table.add_column(header, justify="right", no_wrap=True)
@@ -214,12 +329,28 @@ def show(results: dict[str, Any], console: Console) -> None:
         console.print(f"  {b['message']}")
 
 
+def show_train(figures: list[dict[str, Any]], console: Console) -> None:
+    limit = TRAIN_LIMIT_BYTES >> 30
+    table = Table(title=f"one DP training job (train_job, CPU, RLIMIT_AS {limit} GiB), one epoch")
+    for header in ("rows", "steps", "wall", "CPU", "RSS before", "peak RSS", "peak VM", "sampler/epoch", "result"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for f in figures:
+        result = (f["error"] or "ok").split(":")[0]  # the exception's type; the JSON has it all
+        table.add_row(
+            f"{f['size']:,}", f"{f['steps']:,}", f"{f['wall_s']} s", f"{f['cpu_s']} s",
+            f"{f['baseline_rss_mib']} MiB", f"{f['peak_rss_mib']} MiB", f"{f['peak_vm_mib']} MiB",
+            f"{f['sampler_epoch_s']} s", result,
+        )  # fmt: skip
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big", action="store_true", help=f"also {BIG:,} rows (a 2 GB file)")
     parser.add_argument("--sizes", type=int, nargs="*", help="row counts instead of 10k, 100k and 1M")
     parser.add_argument("--nul-gib", type=float, default=2.0, help="size of the NUL file (0: skip it)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--only", choices=("publish", "train"), help="run one section only")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -229,9 +360,13 @@ def main() -> None:
     console = None if args.json else Console()
     with tempfile.TemporaryDirectory(prefix="cove-scale-") as tmp:
         folder = Path(tmp)
-        results = publish_section(folder, sizes, console)
-        if args.nul_gib > 0:
-            results |= binary_section(folder, args.nul_gib)
+        results: dict[str, Any] = {"publish": []}
+        if args.only != "train":
+            results = publish_section(folder, sizes, console)
+            if args.nul_gib > 0:
+                results |= binary_section(folder, args.nul_gib)
+        if args.only != "publish":
+            results |= train_section(folder, sizes, console)
     if args.json:
         print(json.dumps(results, indent=2))
     else:

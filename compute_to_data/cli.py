@@ -79,6 +79,7 @@ def runner_start(
     cpu_seconds: int = typer.Option(3600, "--cpu-seconds", help="CPU-time limit of one training."),
     memory_gb: float = typer.Option(6.0, "--memory-gb", help="Memory limit of one training."),
     wall_seconds: float = typer.Option(1800, "--wall-seconds", help="Wall-clock limit of one training."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Jobs trained at once, each in its own sandbox \\[default: one per core, as many as the memory limit allows]."),
     allow_unsandboxed: bool = typer.Option(False, "--allow-unsandboxed", help="Train even where no sandbox can be made (recorded in provenance)."),
     home: HomeOption = None,
     rpc: RpcOption = None,
@@ -89,6 +90,7 @@ def runner_start(
     With --listen it also runs your endpoint, which serves your datasets' metadata and your
     jobs' results to buyers (and is announced on-chain)."""
     from compute_to_data.data_files import DataFiles
+    from compute_to_data.queue_view import QueueView
     from compute_to_data.runner import Runner, RunnerLimits
     from compute_to_data.sandbox import sandbox_available, seccomp_problem
 
@@ -101,7 +103,8 @@ def runner_start(
     client = open_client(home, rpc, account)
     node = _start_node(home, rpc, account, None, listen, public_url) if listen else None
     limits = RunnerLimits(cpu_seconds=cpu_seconds, memory_bytes=int(memory_gb * 1024**3),
-                          wall_seconds=wall_seconds, device=device, allow_unsandboxed=allow_unsandboxed)  # fmt: skip
+                          wall_seconds=wall_seconds, device=device, allow_unsandboxed=allow_unsandboxed,
+                          workers=workers)  # fmt: skip
     runner = Runner(client, limits, DataFiles(explicit, candidates),
                     commitment_key_file=commitment_key.expanduser() if commitment_key else None,
                     report=lambda message: console.print(f"[dim]{datetime.now():%H:%M:%S}[/dim] {message}"))  # fmt: skip
@@ -109,17 +112,21 @@ def runner_start(
         console.print(f"[yellow]no commitment key yet[/yellow] at {escape(str(runner.commitment_key_file))}: jobs are "
                       "refused until the owner's key is there (--commitment-key FILE)")  # fmt: skip
     console.print(f"runner {runner.address} on chain {client.session.chain_id}, hub {client.cove.address} "
-                  f"(sandbox: {sandbox_available() or 'none'})")  # fmt: skip
+                  f"(sandbox: {sandbox_available() or 'none'}; {runner.workers} worker"
+                  f"{'s' if runner.workers > 1 else ''})")  # fmt: skip
     try:
         if once:
             runner.recover()
             runner.poll()
             return
         stopping = _wait_for_stop()
+        view = QueueView(console)
         try:
-            runner.run(interval, stop=stopping.is_set)
+            runner.run(interval, stop=stopping.is_set, on_poll=view)
         except KeyboardInterrupt:
             pass
+        finally:
+            view.close()
         console.print("runner stopped")
     finally:
         runner.close()  # the warm sandbox, if one was started

@@ -16,6 +16,9 @@ norms and the clipped sum from them:
 
 The backward pass asks autograd for the layer outputs' gradients only, so it never forms
 the parameters' unclipped gradients: the work is plain training's plus O(batch × widths).
+Memory beyond plain training's is the output gradients b, held until the norms are known;
+nothing else the size of a layer's activations is made (the norms are reductions, b is
+scaled in place, and a ReLU after the first layer is undone in place rather than by autograd).
 Clip factors are Opacus' own: c_i = min(1, C / (||g_i|| + 1e-6)), ||g_i|| over all
 parameters. Nothing per-sample is stored on the model: a, b and the norms live in one
 call's locals.
@@ -46,9 +49,13 @@ NORM_EPS = 1e-6
 
 def linear_norms_sq(a: torch.Tensor, b: torch.Tensor, *, bias: bool) -> torch.Tensor:
     """Per-row squared norm of a Linear layer's gradients: input a (B×in), output grad b (B×out)."""
-    a_sq = torch.linalg.vecdot(a, a)
-    b_sq = torch.linalg.vecdot(b, b)
+    a_sq, b_sq = rows_norm_sq(a), rows_norm_sq(b)
     return torch.addcmul(b_sq, a_sq, b_sq) if bias else a_sq.mul_(b_sq)
+
+
+def rows_norm_sq(x: torch.Tensor) -> torch.Tensor:
+    """Each row's squared norm, by a reduction that makes no B×width temporary (as vecdot does)."""
+    return torch.linalg.vector_norm(x, dim=1).square_()
 
 
 def linear_add_clipped(
@@ -63,16 +70,16 @@ def linear_add_clipped(
 ) -> None:
     """weight_grad += α Σ_i c_i b_i a_iᵀ and bias_grad += α Σ_i c_i b_i, in place.
 
-    With `scratch_b`, b is the caller's to overwrite: it is scaled in place rather than
-    copied, when it is the side to scale.
+    With `scratch_b`, b is the caller's to overwrite: it is scaled in place, so the sum
+    needs no temporary (what bounds peak memory, not the multiplications, matters here).
     """
     if bias_grad is not None:
         bias_grad.addmv_(b.t(), factors, alpha=alpha)
-    # Scale whichever side is narrower: the same product with fewer multiplications.
-    if b.shape[1] > a.shape[1]:
-        weight_grad.addmm_(b.t(), a * factors.unsqueeze(1), alpha=alpha)
-    elif scratch_b:
+    if scratch_b:
         weight_grad.addmm_(b.mul_(factors.unsqueeze(1)).t(), a, alpha=alpha)
+    # Otherwise scale a copy of whichever side is narrower: fewer multiplications.
+    elif b.shape[1] > a.shape[1]:
+        weight_grad.addmm_(b.t(), a * factors.unsqueeze(1), alpha=alpha)
     else:
         weight_grad.addmm_((b * factors.unsqueeze(1)).t(), a, alpha=alpha)
 
@@ -86,7 +93,7 @@ def layer_norm_normalised(layer: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
 def layer_norm_norms_sq(x_hat: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(per-row squared norm of a LayerNorm's weight and bias gradients, the weight's rows b ⊙ x̂)."""
     weight_rows = b * x_hat
-    norms = torch.linalg.vecdot(weight_rows, weight_rows).add_(torch.linalg.vecdot(b, b))
+    norms = rows_norm_sq(weight_rows).add_(rows_norm_sq(b))
     return norms, weight_rows
 
 
@@ -104,8 +111,11 @@ def layer_norm_add_clipped(
 
 
 def clip_factors(norms: torch.Tensor, max_grad_norm: float) -> torch.Tensor:
-    """Opacus' per-sample clip factors: min(1, C / (norm + 1e-6))."""
-    return (max_grad_norm / (norms + NORM_EPS)).clamp_(max=1.0)
+    """Opacus' per-sample clip factors, min(1, C / (norm + 1e-6)), in place in `norms`.
+
+    Bit for bit Opacus' figures: torch evaluates `C / tensor` as `tensor.reciprocal() * C`.
+    """
+    return norms.add_(NORM_EPS).reciprocal_().mul_(max_grad_norm).clamp_(max=1.0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -173,6 +183,15 @@ class BookKeeping:
         in_layer_order = [p for layer in parametrised for p in (layer.weight, layer.bias) if p is not None]
         if [id(p) for p in in_layer_order] != [id(p) for p in model.parameters()]:
             raise ValueError("the model's parameters are not its layers' weights and biases in order")
+        # Where a ReLU directly follows the first parametrised layer: autograd would make that
+        # layer's b as a new tensor from the gradient after the ReLU, the two held at once (at
+        # the first, widest layers: the step's peak memory). Nothing upstream needs the
+        # ReLU's backward, so the gradient is taken after it and masked in place instead.
+        after_first = next(i for i, (_, has) in enumerate(self._forward) if has) + 1
+        self._relu_after_first = (
+            after_first if after_first < len(self.layers) and type(self.layers[after_first]) is nn.ReLU
+            else -1
+        )
 
     def add_clipped_sum(
         self,
@@ -196,12 +215,16 @@ class BookKeeping:
         # as in plain training.
         layer_inputs: list[torch.Tensor] = []
         layer_outputs: list[GradientEdge] = []
+        relu_out: torch.Tensor | None = None
         x = inputs
-        for layer, parametrised in self._forward:
+        for i, (layer, parametrised) in enumerate(self._forward):
             out = layer(x)
             if parametrised:
                 layer_inputs.append(x)
                 layer_outputs.append(get_gradient_edge(out))
+            elif i == self._relu_after_first:
+                relu_out = out
+                layer_outputs[0] = get_gradient_edge(out)
             x = out
         if self.squeeze:
             x = x.squeeze(-1)
@@ -210,6 +233,10 @@ class BookKeeping:
         del x, out
 
         with torch.no_grad():  # nothing below is differentiated: record no graph
+            if relu_out is not None:  # the ReLU's backward, autograd's own kernel, in place
+                grad = output_grads[0]
+                torch.ops.aten.threshold_backward.grad_input(grad, relu_out, 0.0, grad_input=grad)
+                del relu_out, grad
             norms: torch.Tensor | None = None
             for k, (layer, linear, bias) in enumerate(self._kernels):
                 if linear:

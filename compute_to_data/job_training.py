@@ -3,6 +3,11 @@
 The runner checks everything public (spec, DP parameters, curve) before it starts the
 sandbox; this side checks that the file is the committed data, trains with DP, and hands
 back only the parameters (safetensors) and public facts about the run.
+
+The file is read once, in chunks of rows that feed both the commitment and the encoder
+(exchange.ml.streamed): the table is never held whole, only the training arrays (float32),
+so memory grows with rows × the model's input width, not with the file. Nothing is trained
+unless the whole file matches the commitment.
 """
 
 from __future__ import annotations
@@ -10,13 +15,18 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+import torch
+from pydantic import BaseModel, ConfigDict, Field
 
+from compute_to_data.progress import StepReporter
 from compute_to_data.training import train
-from exchange.datasets import CommitmentKey, DatasetSchema, commit, load_table
+from exchange.datasets import CommitmentKey, DatasetSchema, stream_table
+from exchange.datasets.commitment import Committer
+from exchange.datasets.stream import Tee
 from exchange.errors import TrainingError
 from exchange.ml.accounting import DpParams, DpParamsOnchain
 from exchange.ml.spec import ModelSpec
+from exchange.ml.streamed import TableEncoder
 from exchange.ml.weights import export_weights
 from exchange.storage import canonical_json
 
@@ -40,6 +50,7 @@ class TrainingOrder(BaseModel):
     dp: DpParamsOnchain  # the job's on-chain DP parameters
     delta: int  # the policy's δ, 1e-18 units
     device: str | None = None
+    threads: int | None = Field(None, ge=1)  # torch's intra-op threads: the runner's share of the cores
 
 
 class TrainingOutput(BaseModel):
@@ -52,17 +63,23 @@ class TrainingOutput(BaseModel):
 def train_job(payload: bytes, dataset: Path) -> bytes:
     """Sandbox entry point: `TrainingOrder` JSON in, `TrainingOutput` JSON out."""
     order = TrainingOrder.model_validate_json(payload)
-    frame = load_table(dataset)
-    if commit(frame, CommitmentKey(bytes.fromhex(order.commitment_key))).digest != order.commitment:
+    if order.threads is not None:
+        torch.set_num_threads(order.threads)
+    spec = ModelSpec.parse(order.spec)
+    committer = Committer(CommitmentKey(bytes.fromhex(order.commitment_key)))
+    encoder = TableEncoder(spec, order.dataset_schema, expected_rows=order.public_rows)
+    layout = stream_table(dataset, Tee(committer, encoder))
+    if committer.commitment().digest != order.commitment:
         # Say nothing about the data: only that it is not the committed table.
         raise TrainingError("The private file does not match the dataset's on-chain commitment.")
     result = train(
-        ModelSpec.parse(order.spec),
-        frame,
+        spec,
+        encoder.table(layout),
         order.dataset_schema,
         order.device,
         public_rows=order.public_rows,
         expected_params=DpParams.from_onchain(order.dp, order.delta),
+        on_step=StepReporter(order.dp.steps),  # the job's log, for the runner's queue
     )
     output = TrainingOutput(weights=base64.b64encode(export_weights(result.module)).decode(), run=result.provenance())
     return canonical_json(output.model_dump(mode="json"))

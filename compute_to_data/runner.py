@@ -37,16 +37,18 @@ from pathlib import Path
 from typing import Any
 
 from compute_to_data.data_files import DataFiles
-from compute_to_data.resources import estimated_memory_bytes
+from compute_to_data.job_pool import JobPool, cores, default_workers
 from compute_to_data.job_training import TrainingOrder, TrainingOutput
+from compute_to_data.progress import read_progress
+from compute_to_data.resources import estimated_memory_bytes
 from compute_to_data.sandbox import SandboxPolicy
 from compute_to_data.state import JobRecord, RunnerState, Stage
 from compute_to_data.training import library_versions
 from compute_to_data.warm_sandbox import WarmSandbox
 from exchange.catalog import dataset_view
-from exchange.datasets import CommitmentKey
 from exchange.client import CoveClient
 from exchange.crypto import encrypt_to
+from exchange.datasets import CommitmentKey
 from exchange.errors import CoveError, SandboxError, TransactionReverted
 from exchange.jobs import RequestedJob, charged_curve, curve_hash_of, job_info, requested_job
 from exchange.ml.accounting import ORDERS_FIXED, DpParams, DpParamsOnchain, epsilon_fixed
@@ -81,6 +83,27 @@ class RunnerLimits:
     wall_seconds: float = 1800
     device: str | None = None  # None: CUDA when available, else CPU
     allow_unsandboxed: bool = False
+    workers: int | None = None  # jobs trained at once; None: what cores and memory allow
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """A job of this runner's queue as the owner sees it (public figures only)."""
+
+    job_id: int
+    dataset_id: int
+    stage: str  # "waiting" for a worker, or "training"
+    steps_done: int | None = None
+    steps: int | None = None
+    elapsed: float | None = None  # seconds since training started
+
+
+@dataclass(frozen=True)
+class _Training:
+    job: RequestedJob
+    order: TrainingOrder
+    spec: ModelSpec
+    log_path: Path
 
 
 class Runner:
@@ -113,9 +136,12 @@ class Runner:
         self.state = state or RunnerState(client.home.runner / f"{name}.sqlite")
         self.outputs = client.home.runner / f"{name}-outputs"
         self.report = report or (lambda message: log.info(message))
-        # Started at the first job and kept: each job is a fresh fork of its pre-imported
-        # zygote, as isolated as a new sandbox (see compute_to_data.warm_sandbox).
-        self._sandbox: WarmSandbox | None = None
+        self.workers = self.limits.workers or default_workers(self.limits.memory_bytes)
+        # Each worker's warm sandbox is started at its first job and kept: each job is a fresh
+        # fork of that worker's pre-imported zygote, as isolated as a new sandbox (see
+        # compute_to_data.warm_sandbox).
+        self._pool: JobPool[tuple[TrainingOutput, str]] = JobPool(self.workers, self._new_sandbox)
+        self._training: dict[int, _Training] = {}
 
     @property
     def commitment_key(self) -> CommitmentKey | None:
@@ -126,20 +152,41 @@ class Runner:
 
     # ------------------------------------------------------------------ the loop
 
-    def run(self, interval: float = 1.0, stop: Callable[[], bool] = lambda: False) -> None:
-        """Polls the chain until `stop()` says so."""
+    def run(
+        self, interval: float = 1.0, stop: Callable[[], bool] = lambda: False,
+        on_poll: Callable[[list[QueuedJob]], None] | None = None,
+    ) -> None:  # fmt: skip
+        """Polls the chain until `stop()` says so; `on_poll` gets the queue after each poll.
+
+        Jobs train in the background: a poll starts what free workers can take and
+        publishes what has finished, and the wait between polls ends early when a job does."""
         try:
             self.recover()
             while not stop():
-                self.poll()
-                time.sleep(interval)
+                self.poll(wait=False)
+                if on_poll is not None:
+                    on_poll(self.queue())
+                self._pool.wait(interval)  # a job that finishes ends the wait: collected at once
         finally:
             self.close()
 
     def close(self) -> None:
-        """Stops the warm sandbox, if one was started (the next job starts another)."""
-        if self._sandbox is not None:
-            self._sandbox.close()
+        """Stops the workers' sandboxes; a job still training fails, and `recover` settles it."""
+        self._pool.close()
+
+    def queue(self) -> list[QueuedJob]:
+        """The jobs training now (with their step counts), then those waiting for a worker."""
+        now = time.monotonic()
+        entries = []
+        for slot in self._pool.running():
+            training = self._training[slot.job_id]
+            progress = read_progress(training.log_path)
+            entries.append(QueuedJob(
+                slot.job_id, training.job.dataset_id, "training", progress[0] if progress else 0,
+                training.order.dp.steps, now - slot.started,
+            ))  # fmt: skip
+        waiting = [r for r in self.state.in_stage(Stage.SEEN) if r.job_id not in self._training]
+        return entries + [QueuedJob(record.job_id, record.dataset_id, "waiting") for record in waiting]
 
     def recover(self) -> None:
         """Settles jobs a previous run left half-way (see the module doc)."""
@@ -158,31 +205,66 @@ class Runner:
             elif info.status != "requested":
                 self.state.advance(record.job_id, Stage.FAILED, reason=f"closed on-chain as {info.status}")
 
-    def poll(self) -> list[int]:
-        """Handles new requests and open jobs once; returns the ids it finished."""
+    def poll(self, wait: bool = True) -> list[int]:
+        """Handles new requests and open jobs; returns the ids it finished (failed or completed).
+
+        Starts as many jobs as there are free workers. With `wait`, it returns only once
+        every job it knows of is finished (the rest wait for a worker meanwhile)."""
         for job in self._new_requests():
             if self.state.see(job.job_id, job.dataset_id):
-                self.report(f"job #{job.job_id} requested on dataset #{job.dataset_id}")
-        return [record.job_id for record in self.state.in_stage(Stage.SEEN) if self._handle(record)]
+                ahead = len(self.queue()) - 1
+                where = f"; {ahead} ahead of it" if ahead > 0 else ""
+                self.report(f"job #{job.job_id} requested on dataset #{job.dataset_id}{where}")
+        finished = self._collect()
+        while True:
+            finished += self._start_waiting()
+            if not wait or not self._training:
+                return finished
+            self._pool.wait()
+            finished += self._collect()
 
     # ------------------------------------------------------------------ one job
 
-    def _handle(self, record: JobRecord) -> bool:
-        job_id = record.job_id
+    def _start_waiting(self) -> list[int]:
+        """Claims, checks and hands to a free worker the jobs waiting; returns those refused."""
+        refused = []
+        for record in self.state.in_stage(Stage.SEEN):
+            if self._pool.free == 0:
+                break
+            if self._start(record.job_id):
+                refused.append(record.job_id)
+        return refused
+
+    def _start(self, job_id: int) -> bool:
+        """True when the job is finished already: refused before training."""
         if not self._claim(job_id):
             return False
         job = requested_job(self.client, job_id)
         try:
             order, spec = self._check(job)
-            self.report(f"job #{job_id}: training in the sandbox")
-            self.state.advance(job_id, Stage.TRAINING)  # from here on, private rows may be read
-            output, mechanism = self._train(job, order)
-            weights, run = releasable(spec, order, output)
         except JobRefused as refusal:
             self._fail(job_id, str(refusal), rows_read=refusal.rows_read)
             return True
-        self._publish(job, spec, order, weights, run, mechanism)
-        return True
+        self.report(f"job #{job_id}: training in the sandbox ({order.dp.steps} steps)")
+        self.state.advance(job_id, Stage.TRAINING)  # from here on, private rows may be read
+        self._training[job_id] = _Training(job, order, spec, self._log_path(job_id))
+        self._pool.submit(job_id, lambda sandbox: self._train(job, order, sandbox))
+        return False
+
+    def _collect(self) -> list[int]:
+        """Publishes (or fails) the jobs whose training has ended."""
+        finished = []
+        for slot in self._pool.finished():
+            training = self._training.pop(slot.job_id)
+            try:
+                output, mechanism = slot.outcome()
+                weights, run = releasable(training.spec, training.order, output)
+            except JobRefused as refusal:
+                self._fail(slot.job_id, str(refusal), rows_read=refusal.rows_read)
+            else:
+                self._publish(training.job, training.spec, training.order, weights, run, mechanism)
+            finished.append(slot.job_id)
+        return finished
 
     def _claim(self, job_id: int) -> bool:
         """`accept` on-chain; False when another worker won it or it is no longer open."""
@@ -248,25 +330,30 @@ class Runner:
         order = TrainingOrder(
             spec=spec.to_json().decode(), dataset_schema=view.metadata.schema_, public_rows=view.rows,
             commitment=view.commitment, commitment_key=self.commitment_key.secret.hex(), dp=requested,
-            delta=delta, device=self.limits.device,
+            delta=delta, device=self.limits.device, threads=max(1, cores() // self.workers),
         )  # fmt: skip
         return order, spec
 
-    def _train(self, job: RequestedJob, order: TrainingOrder) -> tuple[TrainingOutput, str]:
+    def _log_path(self, job_id: int) -> Path:
+        return self.client.home.runner / f"job-{job_id}.log"
+
+    def _new_sandbox(self) -> WarmSandbox:
+        return WarmSandbox(
+            "compute_to_data.job_training", "train_job", allow_unsandboxed=self.limits.allow_unsandboxed,
+            log_path=self.client.home.runner / "sandbox-zygote.log",
+        )  # fmt: skip
+
+    def _train(self, job: RequestedJob, order: TrainingOrder, sandbox: WarmSandbox) -> tuple[TrainingOutput, str]:
+        """Runs in a worker: the sandboxed training alone, nothing that touches the chain."""
         policy = SandboxPolicy(
             dataset=self.data_files[job.dataset_id],
             cpu_seconds=self.limits.cpu_seconds,
             memory_bytes=self.limits.memory_bytes,
             wall_seconds=self.limits.wall_seconds,
-            log_path=self.client.home.runner / f"job-{job.job_id}.log",
+            log_path=self._log_path(job.job_id),
         )
-        if self._sandbox is None:
-            self._sandbox = WarmSandbox(
-                "compute_to_data.job_training", "train_job", allow_unsandboxed=self.limits.allow_unsandboxed,
-                log_path=self.client.home.runner / "sandbox-zygote.log",
-            )  # fmt: skip
         try:
-            result = self._sandbox.run(order.model_dump_json().encode(), policy, stage="training")
+            result = sandbox.run(order.model_dump_json().encode(), policy, stage="training")
         except SandboxError as error:
             raise JobRefused(
                 f"Training did not finish ({error.reason}); no model was released, and the privacy charge stays "

@@ -69,6 +69,7 @@ from exchange.ml.accounting import (
 from exchange.ml.weights import parameters_of
 from exchange.ml.model import build_model, encode_features, encode_target, validate_module
 from exchange.ml.spec import ModelSpec
+from exchange.ml.streamed import EncodedTable
 from exchange.datasets.schema import DatasetSchema, check_kinds
 from exchange.errors import PrivacyError, TrainingError
 from compute_to_data.clipping import BookKeeping, GaussianMechanism
@@ -136,22 +137,25 @@ class TrainingResult:
 
 def train(
     spec: ModelSpec,
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | EncodedTable,
     schema: DatasetSchema,
     device: str | torch.device | None = None,
     *,
     public_rows: int,
     seed: int | None = None,
     expected_params: DpParams | DpParamsOnchain | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainingResult:
     """Train `spec` on the private `frame` with differential privacy.
 
-    `public_rows`: the dataset's public (DP) row count, which sets q; never the table's own
-    length. `device`: None picks CUDA when available, else the CPU. `seed`: None in
-    production (see the module doc). `expected_params`: the DP parameters recorded with
-    the job (the on-chain struct, or a DpParams, which also fixes δ); training is refused
-    (PrivacyError) unless they are exactly the ones the spec gives on that row count, so
-    the ledger's charge is what is run.
+    `frame`: the whole table, or the table encoded as it streamed by (the sandbox's job,
+    exchange.ml.streamed), which goes through the same stages. `on_step` is passed on to
+    `fit_private`. `public_rows`: the dataset's public (DP) row count, which sets q; never
+    the table's own length. `device`: None picks CUDA when available, else the CPU.
+    `seed`: None in production (see the module doc). `expected_params`: the DP parameters
+    recorded with the job (the on-chain struct, or a DpParams, which also fixes δ);
+    training is refused (PrivacyError) unless they are exactly the ones the spec gives on
+    that row count, so the ledger's charge is what is run.
 
     Raises SpecError or PrivacyError for problems with public inputs (before reading any
     row), TrainingError (stage only) for anything that goes wrong with the private data.
@@ -178,11 +182,12 @@ def train(
         model = build_model(spec, schema)
 
     with quiet():
-        _guarded("checking the table against the declared schema", check_kinds, frame, schema)
+        shape = frame.kinds_frame() if isinstance(frame, EncodedTable) else frame
+        _guarded("checking the table against the declared schema", check_kinds, shape, schema)
         features, targets = _guarded("encoding the data", _encode, spec, schema, frame)
         trained = _guarded(
             "training", fit_private, model, features, targets, spec=spec, params=params,
-            device=target, sample_seed=sample_seed, noise_seed=noise_seed,
+            device=target, sample_seed=sample_seed, noise_seed=noise_seed, on_step=on_step,
         )
         del features, targets
         module = _guarded("collecting the parameters", _fresh_copy, spec, schema, trained)
@@ -215,15 +220,17 @@ def fit_private(
     device: torch.device,
     sample_seed: int,
     noise_seed: int,
+    on_step: Callable[[int], None] | None = None,
 ) -> nn.Module:
     """The runner's DP loop: exactly `params.steps` Poisson-sampled, clipped, noised steps.
 
     Returns the trained model itself (on `device`, gradients cleared). Release only a fresh
     copy of its parameters (`train` does): the module object is the one that saw the rows.
+    `on_step`, if given, is called with the number of steps done after each optimizer step.
     """
     loop = PrivateLoop(
         model, features, targets, spec=spec, params=params, device=device,
-        sample_seed=sample_seed, noise_seed=noise_seed,
+        sample_seed=sample_seed, noise_seed=noise_seed, on_step=on_step,
     )
     loop.run()
     return loop.module
@@ -235,7 +242,8 @@ class PrivateLoop:
     Split in two so the DP-overhead benchmark can time the steps alone; `fit_private` is
     the one way the runner uses it. The parts: `PoissonSampler` draws each step's rows,
     `BookKeeping` computes their clipped gradient sum, `GaussianMechanism` adds the noise
-    and divides by the expected batch size, and the spec's optimizer steps.
+    and divides by the expected batch size, and the spec's optimizer steps. `on_step`
+    (progress) gets the number of steps done after each optimizer step.
     """
 
     def __init__(
@@ -249,6 +257,7 @@ class PrivateLoop:
         device: torch.device,
         sample_seed: int,
         noise_seed: int,
+        on_step: Callable[[int], None] | None = None,
     ) -> None:
         validate_module(model)
         self.module = model.to(device)
@@ -277,6 +286,7 @@ class PrivateLoop:
         self.inputs, self.labels = features.to(device), targets.to(device)
         self.device = device
         self.steps = params.steps
+        self.on_step = on_step
 
     def run(self) -> None:
         taken = 0
@@ -290,6 +300,8 @@ class PrivateLoop:
                 )
                 self.optimizer.step()
                 taken += 1
+                if self.on_step is not None:
+                    self.on_step(taken)
         finally:
             self.mechanism.clear()  # the last (noisy) gradients do not stay on the module
         if taken != self.steps:
@@ -362,8 +374,10 @@ def _guarded(stage: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def _encode(
-    spec: ModelSpec, schema: DatasetSchema, frame: pd.DataFrame
+    spec: ModelSpec, schema: DatasetSchema, frame: pd.DataFrame | EncodedTable
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(frame, EncodedTable):
+        return frame.tensors()
     targets, _ = encode_target(spec, schema, frame, fill_missing=True)
     return encode_features(spec, schema, frame).contiguous(), targets
 

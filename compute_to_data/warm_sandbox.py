@@ -418,6 +418,15 @@ class WarmSandbox:
             self._stop("closed")
             self._refused.clear()
 
+    def abort(self) -> None:
+        """Kills the zygote's sandbox now, from any thread, without waiting for a job to end.
+
+        A job running in it fails (its `run` raises SandboxError, "killed"); `close()` still
+        has to be called to release the rest."""
+        zygote = self._zygote
+        if zygote is not None:
+            sandbox._kill_group(zygote.process)
+
     def start(self, policy: SandboxPolicy) -> bool:
         """Starts the zygote for jobs shaped like `policy` now; False where jobs will run cold."""
         with self._lock:

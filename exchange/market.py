@@ -8,19 +8,23 @@ approval). Every refusal the contract would make is checked first and explained.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
+from typing import Any
 
 from eth_account.messages import encode_typed_data
 from web3.contract import Contract
+from web3.exceptions import MismatchedABI
 from web3.types import TxReceipt
 
 from exchange.catalog import policy_of
 from exchange.chain.anvil import LOCAL_CHAIN_ID
 from exchange.client import CoveClient
-from exchange.errors import ChainError, InputError, TransactionReverted
+from exchange.errors import ChainError, CoveError, InputError, TransactionReverted
 from exchange.merkle import MerkleTree, address_leaf
+from exchange.policy import ZERO32, PolicyTerms
 from exchange.units import CREDIT, scaled
 
 _PERMIT_TTL_S = 3600
@@ -68,12 +72,52 @@ def quote_purchase(client: CoveClient, dataset_id: int, credits: int) -> Purchas
         raise InputError("Buy at least one credit.")
     buyer = client.session.sender
     terms, _, struct = policy_of(client, dataset_id)
-    if terms.expiry is not None and client.chain_time() > int(terms.expiry.timestamp()):
+    free = int(struct[1]) == 0
+    taken = client.session.call(client.cove.functions.freeCreditsTaken(dataset_id, buyer)) if free else 0
+    return _checked_quote(client, dataset_id, credits, terms, struct, taken, client.chain_time)
+
+
+def quote_purchases(client: CoveClient, orders: Sequence[tuple[int, int]]) -> list[PurchaseQuote]:
+    """`quote_purchase` of each (dataset id, credits), with the same refusals in the same
+    order, but the chain read in two JSON-RPC batches for all the orders (policies, then
+    free credits taken) instead of a few round trips each. Besides: the chain's time once if
+    a policy expires, a payment token's decimals and symbol once per client, and a dataset
+    with an allowlist or model families reads its lists document as `policy_of` does."""
+    if any(credits < 1 for _, credits in orders):
+        raise InputError("Buy at least one credit.")
+    session, cove = client.session, client.cove
+    buyer = session.sender
+    try:
+        policies = session.call_batch([cove.functions.policyOf(dataset_id) for dataset_id, _ in orders])
+    except (CoveError, MismatchedABI):  # an id out of range, unknown, ...: quote_purchase says which
+        return [quote_purchase(client, dataset_id, credits) for dataset_id, credits in orders]
+    structs = [tuple(struct) for struct, _ in policies]
+    free = [dataset_id for (dataset_id, _), struct in zip(orders, structs) if int(struct[1]) == 0]
+    taken = dict(zip(free, session.call_batch([cove.functions.freeCreditsTaken(i, buyer) for i in free])))
+    chain_time = cache(client.chain_time)  # read once, and only if a policy expires
+    quotes = []
+    for (dataset_id, credits), struct in zip(orders, structs):
+        if struct[9] != ZERO32 or struct[10] != ZERO32:  # allowlist or model families: policy_of reads the lists
+            terms = policy_of(client, dataset_id)[0]
+        else:
+            token = None if int(struct[0], 16) == 0 else struct[0]
+            terms = PolicyTerms.from_onchain(struct, client.token_decimals(token), None)
+        quotes.append(_checked_quote(client, dataset_id, credits, terms, struct, taken.get(dataset_id, 0), chain_time))
+    return quotes
+
+
+def _checked_quote(
+    client: CoveClient, dataset_id: int, credits: int, terms: PolicyTerms, struct: tuple[Any, ...],
+    taken: int, chain_time: Callable[[], int],
+) -> PurchaseQuote:  # fmt: skip
+    """The quote for what was read (`taken`: the buyer's free credits of the dataset so far),
+    or the refusal the contract would make, in one sentence naming the dataset."""
+    if terms.expiry is not None and chain_time() > int(terms.expiry.timestamp()):
         raise InputError(f"Dataset #{dataset_id} stopped selling credits at {terms.expiry:%Y-%m-%d %H:%M UTC}.")
+    buyer = client.session.sender
     proof = _allowlist_proof(dataset_id, terms.allowlist, buyer) if terms.allowlist else []
     cost_units = int(struct[1]) * credits
     if cost_units == 0:
-        taken = client.session.call(client.cove.functions.freeCreditsTaken(dataset_id, buyer))
         if taken + credits > terms.free_cap:
             raise InputError(
                 f"Dataset #{dataset_id} gives at most {terms.free_cap} free credits per address and you "
@@ -132,23 +176,24 @@ def buy_credits_batch(client: CoveClient, orders: Sequence[tuple[int, int]]) -> 
     ids = [dataset_id for dataset_id, _ in orders]
     if len(set(ids)) != len(ids):
         raise InputError("Name each dataset once in a batch of purchases; add up the credits instead.")
-    quotes = [quote_purchase(client, dataset_id, credits) for dataset_id, credits in orders]
+    quotes = quote_purchases(client, orders)
     buyer = client.session.sender
     totals: dict[str, int] = {}
     for quote in quotes:
         if quote.payment_token is not None:
             totals[quote.payment_token] = totals.get(quote.payment_token, 0) + quote.cost_units
+    tokens = [client.erc20(token_address) for token_address in totals]
+    reads = [(t.functions.balanceOf(buyer), t.functions.allowance(buyer, client.cove.address)) for t in tokens]
+    held = client.session.call_batch([function for pair in reads for function in pair])
     approvals = []
-    for token_address, total in totals.items():
-        token = client.erc20(token_address)
-        balance = client.session.call(token.functions.balanceOf(buyer))
+    for (token_address, total), token, balance, allowance in zip(totals.items(), tokens, held[::2], held[1::2]):
         if balance < total:
             decimals, symbol = client.token_decimals(token_address), client.token_symbol(token_address)
             raise InputError(
                 f"The batch costs {Decimal(total) / 10**decimals} {symbol} but {buyer} holds "
                 f"{Decimal(balance) / 10**decimals} {symbol}; get more first (on the local chain: `cove faucet`)."
             )
-        if client.session.call(token.functions.allowance(buyer, client.cove.address)) < total:
+        if allowance < total:
             approvals.append(token.functions.approve(client.cove.address, total))
     approved = client.session.transact_batch(approvals)
     buys = [
@@ -273,9 +318,7 @@ def balances(client: CoveClient, address: str) -> Balances:
         symbol = client.token_symbol(token_address)
         payment = Decimal(session.call(token.functions.balanceOf(address))) / 10**client.token_decimals(token_address)
     client.index.sync()
-    credits = []
-    for entry in client.index.datasets():
-        held = session.call(client.datatoken(entry["datatoken"]).functions.balanceOf(address))
-        if held:
-            credits.append(CreditBalance(entry["id"], Decimal(held) / CREDIT))
+    entries = client.index.datasets()
+    held = session.call_batch([client.datatoken(entry["datatoken"]).functions.balanceOf(address) for entry in entries])
+    credits = [CreditBalance(entry["id"], Decimal(units) / CREDIT) for entry, units in zip(entries, held) if units]
     return Balances(address, eth, token_address, symbol, payment, credits)

@@ -36,15 +36,18 @@ MAX_BATCH = 100
 # may make later ones dearer (a first write to a slot costs 20k more), so leave room.
 GAS_HEADROOM = 1.25
 GAS_SLACK = 25_000
-RECEIPT_POLL_S = 0.02
+# Receipts are polled after 5 ms, then twice as long each time up to 1 s: a local chain
+# mines within milliseconds, a public one in seconds, where fast polls only cost the RPC.
+RECEIPT_POLL_S = (0.005, 1.0)
 
 
 def transact_batch(session: ChainSession, functions: Sequence[ContractFunction]) -> list[TxReceipt]:
     """Signs and sends `functions` as consecutive transactions of the session's account and
     returns their receipts, in order, once all are mined and succeeded.
 
-    1. one batch of `eth_estimateGas` (a revert is decoded, per transaction, before anything
-       is sent), with the pending nonce, the latest block and the priority fee;
+    1. `eth_estimateGas` of each (a revert is decoded, per transaction, before anything is
+       sent), the pending nonce, the latest block and the priority fee, in one batch per
+       MAX_BATCH calls;
     2. every transaction built and signed here, nonces counted up from the pending one;
     3. one batch of `eth_sendRawTransaction` per MAX_BATCH transactions;
     4. batches of `eth_getTransactionReceipt` until every receipt is in.
@@ -52,56 +55,70 @@ def transact_batch(session: ChainSession, functions: Sequence[ContractFunction])
     if not functions:
         return []
     sender = session.sender
-    drafts = [function.build_transaction(_draft_fields(session, sender)) for function in functions]
+    drafts = [_draft(session, sender, function) for function in functions]
     gas, nonce, base_fee, tip = _estimates(session, drafts, sender)
-    signed: list[bytes] = []
-    for index, (draft, limit) in enumerate(zip(drafts, gas)):
-        tx = {
+    txs = [
+        {
             **draft,
             "gas": int(limit * GAS_HEADROOM) + GAS_SLACK,
             "nonce": nonce + index,
             "maxPriorityFeePerGas": tip,
             "maxFeePerGas": 2 * base_fee + tip,
         }
-        signed.append(bytes(session.account.sign_transaction(tx).raw_transaction))  # type: ignore[union-attr]
+        for index, (draft, limit) in enumerate(zip(drafts, gas))
+    ]
+    signed = [bytes(session.account.sign_transaction(tx).raw_transaction) for tx in txs]  # type: ignore[union-attr]
     hashes = _send_all(session, signed)
     receipts = _receipts(session, hashes)
     for index, receipt in enumerate(receipts):
         if receipt["status"] != 1:
-            failure = session._replay_failure(drafts[index] | {"from": sender}, receipt)
+            # Each passed its estimate before the batch, so earlier ones made it fail, maybe in
+            # its own block: replay it after that block. With its gas limit, to tell out-of-gas apart.
+            failure = session.mined_failure(txs[index], receipt, receipt["blockNumber"])
             raise type(failure)(
                 f"Transaction {index + 1} of {len(receipts)} failed: {failure} The others were mined and stand."
             )
     return receipts
 
 
-def _draft_fields(session: ChainSession, sender: str) -> dict[str, Any]:
-    # Every field web3 would otherwise fetch, so that building a transaction is local: the
-    # real gas, nonce and fees are set once the batch's estimates are in.
-    return {"from": sender, "chainId": session.chain_id, "gas": 0, "nonce": 0,
-            "maxFeePerGas": 0, "maxPriorityFeePerGas": 0}  # fmt: skip
+def calldata(function: ContractFunction) -> str:
+    """`function`'s ABI-encoded call, as web3 encodes it. web3's `build_transaction` and
+    `call` look the function up in the contract's whole ABI (and validate that ABI) again
+    for every transaction: a millisecond or more each with Cove's ABI."""
+    return str(function._encode_transaction_data())
+
+
+def _draft(session: ChainSession, sender: str, function: ContractFunction) -> dict[str, Any]:
+    # Built here, not by web3, which would fetch gas, nonce and fees one call at a time: they
+    # are set once the batch's estimates are in. Cove's batches send no ether.
+    return {"from": sender, "to": function.address, "data": calldata(function), "value": 0, "chainId": session.chain_id}
 
 
 def _estimates(session: ChainSession, drafts: list[dict[str, Any]], sender: str) -> tuple[list[int], int, int, int]:
-    w3 = session.w3
-    calls = [{k: draft[k] for k in ("from", "to", "data", "value") if k in draft} for draft in drafts]
-    try:
-        with w3.batch_requests() as batch:
-            for call in calls:
-                batch.add(w3.eth.estimate_gas(call))  # type: ignore[arg-type]
-            batch.add(w3.eth.get_transaction_count(sender, "pending"))
-            batch.add(w3.eth.get_block("latest"))
-            batch.add(w3.eth.max_priority_fee)  # type: ignore[arg-type]
-            results = batch.execute()
-    except Exception:  # noqa: BLE001 - one failure fails the whole batch: find which, one by one
-        raise _first_failure(session, calls) from None
+    # Raw JSON-RPC, as the sends and receipts below: web3's request formatters cost more
+    # than the node's answer for a call this simple.
+    calls = [{k: draft[k] for k in ("from", "to", "data")} for draft in drafts]  # value: always 0
+    requests = [("eth_estimateGas", [call]) for call in calls] + [
+        ("eth_getTransactionCount", [sender, "pending"]),
+        ("eth_getBlockByNumber", ["latest", False]),
+        ("eth_maxPriorityFeePerGas", []),
+    ]
+    provider, results = session.w3.provider, []
+    for start in range(0, len(requests), MAX_BATCH):
+        try:
+            responses = provider.make_batch_request(requests[start : start + MAX_BATCH])  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - no answer: find out below whether a call would fail
+            responses = None
+        if not isinstance(responses, list) or any("error" in response for response in responses):
+            raise _first_failure(session, calls)  # one by one, to say which
+        results += [response["result"] for response in responses]
     *gas, nonce, block, tip = results
-    return [int(g) for g in gas], int(nonce), int(block["baseFeePerGas"]), int(tip)
+    return [int(g, 16) for g in gas], int(nonce, 16), int(block["baseFeePerGas"], 16), int(tip, 16)
 
 
 def _first_failure(session: ChainSession, calls: list[dict[str, Any]]) -> ChainError:
     for index, call in enumerate(calls):
-        replayed = session._replayed_revert(call, "latest")
+        replayed = session.revert_of(call)
         if replayed is not None:
             return type(replayed)(f"Transaction {index + 1} of {len(calls)} would fail, so none was sent: {replayed}")
     return ChainError("The node did not answer the batch of gas estimates; nothing was sent, so try again.")
@@ -133,6 +150,7 @@ def _receipts(session: ChainSession, hashes: list[str]) -> list[TxReceipt]:
     w3 = session.w3
     found: dict[str, TxReceipt] = {}
     deadline = time.monotonic() + RECEIPT_TIMEOUT_S
+    pause, longest = RECEIPT_POLL_S
     while True:
         waiting = [h for h in hashes if h not in found]
         for start in range(0, len(waiting), MAX_BATCH):
@@ -151,7 +169,8 @@ def _receipts(session: ChainSession, hashes: list[str]) -> list[TxReceipt]:
                 f"{len(hashes) - len(found)} of {len(hashes)} transactions were not mined within {RECEIPT_TIMEOUT_S} s; "
                 "they may still be, so check them before sending them again."
             )
-        time.sleep(RECEIPT_POLL_S)
+        time.sleep(pause)
+        pause = min(2 * pause, longest)
 
 
 def _formatted(raw: dict[str, Any]) -> TxReceipt:

@@ -47,14 +47,16 @@ def train(
     from exchange.jobs import request_job, wait_for
 
     spec = _read_spec(spec_file)
-    client = open_client(home, rpc, account)
-    with console.status("pricing the job's privacy and requesting it..."):
+    with console.status("connecting to the chain...") as progress:
+        client = open_client(home, rpc, account)
+        progress.update("pricing the job's privacy and requesting it...")
         ticket = request_job(client, dataset_id, spec)
-    status = None
-    if wait:
-        with console.status(f"job #{ticket.job_id}: waiting for the runner..."):
+        status = None
+        if wait:
+            progress.update(f"job #{ticket.job_id}: waiting for the runner...")
             status = wait_for(client, ticket.job_id, timeout=timeout).status
-    tight, why = _tight_figures(client, dataset_id, ticket)
+        progress.update(f"job #{ticket.job_id}: computing its tight ε (information only)...")
+        tight, why = _tight_figures(client, dataset_id, ticket)
     if json:
         print_json({**ticket.__dict__, "status": status, "tight": tight, "tight_unavailable": why})
         return

@@ -36,6 +36,12 @@ def to_frame(names: Sequence[str], kinds: Sequence[Kind], columns: Sequence[Sequ
     return pd.DataFrame(data, index=pd.RangeIndex(len(next(iter(data.values()))) if data else 0))
 
 
+def empty_frame(names: Sequence[str], kinds: Sequence[Kind]) -> pd.DataFrame:
+    """A frame without rows with the dtypes of these kinds: enough for `check_kinds`, which
+    reads kinds off dtypes, when the rows themselves were streamed and not kept."""
+    return pd.DataFrame({name: pd.Series([], dtype=KIND_DTYPES[kind]) for name, kind in zip(names, kinds)})
+
+
 def _series(array: pa.ChunkedArray, kind: Kind, name: str) -> pd.Series:
     if kind == "float":
         return pd.Series(array.to_numpy(zero_copy_only=False), dtype=KIND_DTYPES["float"], name=name)

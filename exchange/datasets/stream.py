@@ -51,6 +51,21 @@ class TableSink(Protocol):
     def add(self, columns: Sequence[CanonicalColumn]) -> None: ...
 
 
+class Tee:
+    """One read feeding several sinks (the training job commits and encodes in one pass)."""
+
+    def __init__(self, *sinks: TableSink):
+        self.sinks = sinks
+
+    def begin(self, names: Sequence[str], kinds: Sequence[Kind]) -> None:
+        for sink in self.sinks:
+            sink.begin(names, kinds)
+
+    def add(self, columns: Sequence[CanonicalColumn]) -> None:
+        for sink in self.sinks:
+            sink.add(columns)
+
+
 def no_rows(path: Path) -> DatasetError:
     return DatasetError(f"{path} has a header but no data rows; a dataset needs at least one row.")
 

@@ -114,6 +114,26 @@ def test_train_run_list_fetch_and_verify(cove, published: Path) -> None:  # type
     one_sentence(cove("fetch", "7", "-a", "dev1"), "There is no job #7", code=1)  # the chain's JobNotFound
 
 
+def test_train_shows_what_it_is_doing_on_a_terminal(cove, published: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Connecting, pricing and the tight figure take seconds: a spinner says which is going on."""
+    import io
+
+    from rich.console import Console
+
+    from exchange.cli import jobs_cmd
+
+    screen = io.StringIO()
+    monkeypatch.setattr(jobs_cmd, "console", Console(file=screen, force_terminal=True, width=200))
+    spec = published / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    asked = cove("train", "--dataset", "1", "--spec", str(spec), "-a", "dev1")
+    assert asked.exit_code == 0, asked.stderr
+    shown = screen.getvalue()
+    assert "pricing the job's privacy and requesting it..." in shown
+    assert "job #1: computing its tight ε (information only)..." in shown
+    assert "job #1 requested" in asked.stdout
+
+
 @pytest.mark.parametrize(
     ("content", "fragments"),
     [

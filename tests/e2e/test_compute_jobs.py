@@ -159,9 +159,9 @@ def count_trainings(runner: Runner) -> list[int]:
     trained: list[int] = []
     train = runner._train
 
-    def counted(job: Any, order: Any) -> Any:
+    def counted(job: Any, *rest: Any) -> Any:
         trained.append(job.job_id)
-        return train(job, order)
+        return train(job, *rest)
 
     runner._train = counted  # type: ignore[method-assign]
     return trained
@@ -410,11 +410,11 @@ def test_one_worker_trains_a_job_and_tampered_results_are_caught_at_fetch(
     seen: dict[str, Any] = {}
     train = first._train
 
-    def train_while_the_other_worker_polls(job: Any, order: Any) -> Any:
+    def train_while_the_other_worker_polls(job: Any, *rest: Any) -> Any:
         seen["accept again"] = reverted(owner.session.transact, owner.jobs.functions.accept(job_id))
         seen["second polled"] = second.poll()
         seen.setdefault("trained", []).append(job.job_id)
-        return train(job, order)
+        return train(job, *rest)
 
     first._train = train_while_the_other_worker_polls  # type: ignore[method-assign]
     assert first.poll() == [job_id]

@@ -99,9 +99,9 @@ def count_trainings(runner: Runner) -> list[int]:
     trained: list[int] = []
     train = runner._train
 
-    def counted(job: Any, order: Any) -> Any:
+    def counted(job: Any, *rest: Any) -> Any:
         trained.append(job.job_id)
-        return train(job, order)
+        return train(job, *rest)
 
     runner._train = counted  # type: ignore[method-assign]
     return trained

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from exchange.errors import InputError, TransactionReverted
-from exchange.market import buy_credits_batch, mint_test_tokens
+from exchange.market import (
+    ZERO_ADDRESS,
+    buy_credits_batch,
+    mint_test_tokens,
+    quote_purchase,
+    quote_purchases,
+)
 from exchange.policy import parse_terms
 from exchange.publish import publish_dataset
 from tests.conftest import PATIENTS_SCHEMA, make_table
@@ -47,14 +54,68 @@ def test_a_batch_that_would_revert_sends_nothing(client_for) -> None:  # type: i
     assert client.session.call(token.functions.balanceOf(client.session.sender)) == 0
 
 
-def _publish(owner: Any, tmp_path: Path, count: int, price: str = "2") -> list[int]:
+def _publish(owner: Any, tmp_path: Path, count: int, price: str = "2", first_seed: int = 0, **terms: Any) -> list[int]:
     ids = []
-    for seed in range(count):
+    for seed in range(first_seed, first_seed + count):
         path = tmp_path / f"d{seed}.csv"
         make_table(rows=40, seed=seed).to_csv(path, index=False)
-        terms = parse_terms(price=price, payment_token=owner.deployment.payment_token, budget="4", per_job_cap="2")
-        ids.append(publish_dataset(owner, path, name=f"d{seed}", terms=terms, schema=PATIENTS_SCHEMA).dataset_id)
+        policy = parse_terms(price=price, payment_token=owner.deployment.payment_token, budget="4", per_job_cap="2", **terms)
+        ids.append(publish_dataset(owner, path, name=f"d{seed}", terms=policy, schema=PATIENTS_SCHEMA).dataset_id)
     return ids
+
+
+def test_call_batch_answers_as_call_does(client_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    owner = client_for(0)
+    (dataset_id,) = _publish(owner, tmp_path, 1)
+    token, cove, me = _token(owner), owner.cove, owner.session.sender
+    functions = [cove.functions.policyOf(dataset_id), cove.functions.datasetOf(dataset_id), token.functions.symbol(),
+                 token.functions.balanceOf(me), cove.functions.ownerOf(dataset_id)]  # fmt: skip
+    assert owner.session.call_batch(functions) == [owner.session.call(f) for f in functions]
+    assert owner.session.call_batch([]) == []
+    with pytest.raises(TransactionReverted) as alone:
+        owner.session.call(cove.functions.policyOf(dataset_id + 7))
+    with pytest.raises(TransactionReverted) as batched:  # a revert in the batch: call's own sentence
+        owner.session.call_batch([token.functions.symbol(), cove.functions.policyOf(dataset_id + 7)])
+    assert str(batched.value) == str(alone.value)
+
+
+def test_batched_quotes_are_single_quotes_and_refuse_alike(client_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    owner, buyer = client_for(0), client_for(1)
+    paid = _publish(owner, tmp_path, 2)
+    (free,) = _publish(owner, tmp_path, 1, price="0", first_seed=2, free_cap=2)
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    (expiring,) = _publish(owner, tmp_path, 1, first_seed=3, expiry=soon)
+    (listed,) = _publish(owner, tmp_path, 1, first_seed=4, allowlist=[buyer.session.sender, owner.session.sender])
+    orders = [(paid[0], 1), (free, 2), (paid[1], 3), (expiring, 1), (listed, 1)]
+    quotes = quote_purchases(buyer, orders)
+    assert quotes == [quote_purchase(buyer, *order) for order in orders] and quotes[-1].proof != []
+
+    def refusal(orders: list[tuple[int, int]]) -> str:
+        with pytest.raises((InputError, TransactionReverted)) as batched:
+            quote_purchases(buyer, orders)
+        with pytest.raises(type(batched.value)) as one_by_one:
+            for order in orders:
+                quote_purchase(buyer, *order)
+        assert str(batched.value) == str(one_by_one.value)
+        return str(batched.value)
+
+    assert f"Dataset #{free} gives at most 2 free credits" in refusal([(paid[0], 1), (free, 3)])
+    assert "There is no dataset #0" in refusal([(paid[0], 1), (0, 1)])
+    refusal([(paid[0], 1), (expiring + 9, 1)])  # unknown: the contract's revert, decoded
+    buyer.session.advance_time(2 * 3600)
+    # The first refusal in order wins, as when quoting one by one.
+    assert f"Dataset #{expiring} stopped selling credits" in refusal([(expiring, 1), (free, 3), (0, 1)])
+    assert f"Dataset #{free} gives at most" in refusal([(free, 3), (expiring, 1)])
+
+
+def test_a_transaction_that_fails_once_mined_is_named_with_its_revert(client_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (free,) = _publish(client_for(0), tmp_path, 1, price="0", free_cap=2)
+    buyer = client_for(1)
+    buy = buyer.cove.functions.buy(free, 2, ZERO_ADDRESS, 0, [])  # each fits the cap alone, not both
+    failed = rf"^Transaction 2 of 2 failed: Dataset #{free} gives at most 2 free credits .* The others were mined and stand"
+    with pytest.raises(TransactionReverted, match=failed):
+        buyer.session.transact_batch([buy, buy])
+    assert buyer.session.call(buyer.cove.functions.freeCreditsTaken(free, buyer.session.sender)) == 2
 
 
 def test_buying_from_many_datasets_takes_one_exact_approval(client_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,6 +1,7 @@
 """What starting `cove` imports: no command that does not train loads torch, Opacus, scipy or
-pandas (seconds of CPU each), and `--help` loads not even web3. These assert module names,
-not times: the start-up figures are in benchmarks/client.py's report, not a timed test."""
+pandas (seconds of CPU each), `--help` loads not even web3 or an HTTP client, and a chain
+command loads nothing past web3's own imports. These assert module names, not times: the
+start-up figures are in benchmarks/client.py's report, not a timed test."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from exchange.ml.accounting import ORDERS, load_opacus_rdp_file, rdp_curve
 
 TRAINING = {"torch", "opacus", "scipy", "pandas", "numpy", "dp_accounting", "pyarrow"}
 CHAIN = {"web3", "eth_account", "py_ecc", "aiohttp"}
+# urllib.request brings http.client, ssl and email: a tenth of `cove --help`; only probing a chain needs it.
+HTTP = {"urllib.request", "http.client", "ssl"}
 
 # Runs `cove ARGS` in a fresh interpreter and prints the top-level packages it imported.
 _RUN = """
@@ -26,16 +29,22 @@ try:
     main()
 except SystemExit:
     pass
-print("\\nMODULES " + json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+print("\\nMODULES " + json.dumps(sorted(sys.modules)))
 """
 
 
-def imported_by(*args: str) -> set[str]:
+def modules_of(*args: str) -> set[str]:
+    """Every module `cove ARGS` imported, by full name."""
     done = subprocess.run([sys.executable, "-c", _RUN, json.dumps(list(args))],
                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     line = done.stdout.strip().splitlines()[-1]
     assert line.startswith("MODULES "), done.stdout[-500:] + done.stderr[-2000:]
     return set(json.loads(line.removeprefix("MODULES ")))
+
+
+def imported_by(*args: str) -> set[str]:
+    """The top-level packages `cove ARGS` imported."""
+    return {name.split(".")[0] for name in modules_of(*args)}
 
 
 def imported_after(code: str) -> set[str]:
@@ -58,6 +67,22 @@ def test_help_imports_neither_training_nor_chain_libraries(args: list[str]) -> N
     loaded = imported_by(*args)
     assert "typer" in loaded  # the probe ran the command
     assert loaded & (TRAINING | CHAIN) == set()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["schema", "draft", "--help"]])
+def test_help_imports_no_http_client(args: list[str]) -> None:
+    loaded = modules_of(*args)
+    assert "typer" in loaded
+    assert loaded & HTTP == set()
+
+
+def test_chain_commands_import_nothing_past_web3() -> None:
+    """py_ecc (0.6 s of BLS curve set-up) and aiohttp come with web3 itself: its package
+    imports eth_account, whose keyfile module imports py_ecc.bls, and web3.utils aiohttp.
+    Cove's chain modules add nothing to them but their own code and the standard library."""
+    chain = imported_after("import exchange.cli.app, exchange.client, exchange.catalog, exchange.market, exchange.jobs")
+    web3_and_cli = imported_after("import web3, exchange.cli.app")
+    assert chain - web3_and_cli - set(sys.stdlib_module_names) == set()
 
 
 def test_the_command_list_names_every_command_without_loading_them() -> None:

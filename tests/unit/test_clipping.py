@@ -7,6 +7,7 @@ parameters, as `DPOptimizer.clip_and_accumulate` computes it.
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from collections.abc import Iterator
@@ -153,10 +154,19 @@ def test_layer_norm_kernel_is_opacus_per_sample_gradients(rows: int) -> None:
     assert_close([weight, bias], [2 * torch.einsum("i,i...", factors, g) for g in per_sample], 1e-10)
 
 
-def test_clip_factors_are_opacus() -> None:
+@pytest.mark.parametrize("clip", [1.0, 0.7, 3.3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_clip_factors_are_opacus_bit_for_bit(clip: float, dtype: torch.dtype) -> None:
+    norms = torch.cat([torch.tensor([0.0, clip * 0.5, clip, clip * 2, 1e6], dtype=dtype),
+                       torch.rand(200, generator=torch.Generator().manual_seed(0), dtype=dtype) * 3 * clip])
+    expected = (clip / (norms + 1e-6)).clamp(max=1.0)  # DPOptimizer.clip_and_accumulate's line
+    factors = clip_factors(norms.clone(), clip)
+    assert factors.dtype == dtype and torch.equal(factors, expected)
+
+
+def test_clip_factors_edges() -> None:
     norms = torch.tensor([0.0, 0.5, 1.0 - 1e-7, 1.0, 2.0, 1e6], dtype=torch.float64)
     factors = clip_factors(norms.clone(), 1.0)
-    assert torch.equal(factors, (1.0 / (norms + 1e-6)).clamp(max=1.0))
     # Like Opacus, a norm just under C is still scaled a little: the 1e-6 is added first.
     assert factors[:2].tolist() == [1.0, 1.0] and 1 - 1e-6 < factors[2] < 1
     assert factors[-1] == pytest.approx(1e-6)
@@ -186,6 +196,76 @@ def test_clipped_sum_is_opacus_per_sample_clipping(loss: str, rows: int, seed: i
         clip = float(norms.median()) if rows > 1 else float(norms[0]) / 2
         assert_close(book_keeping_sum(model, loss, x, y, clip), opacus_clipped_sum(per_sample, clip), tolerance)
         assert all(p.grad is None for p in model.parameters())  # autograd never formed them
+
+
+def relu_first_model(seed: int, case: str, outputs: int) -> nn.Sequential:
+    """Models whose first parametrised layer feeds a ReLU: its gradient is taken after the ReLU."""
+    generator = torch.Generator().manual_seed(seed)
+    layers: dict[str, list[nn.Module]] = {
+        "mlp": [nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, outputs)],
+        "inplace": [nn.Linear(5, 8), nn.ReLU(inplace=True), nn.Linear(8, outputs)],
+        "no_bias": [nn.Linear(5, 8, bias=False), nn.ReLU(), nn.Linear(8, outputs)],
+        "layer_norm": [nn.LayerNorm(5), nn.ReLU(), nn.Linear(5, outputs)],
+        "relu_last": [nn.Linear(5, outputs), nn.ReLU()],
+    }
+    model = nn.Sequential(*layers[case]).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64))
+    return model
+
+
+@pytest.mark.parametrize("case", ["mlp", "inplace", "no_bias", "layer_norm", "relu_last"])
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_a_relu_after_the_first_layer_is_opacus_per_sample_clipping(case: str, loss: str) -> None:
+    outputs = 3 if loss == "cross_entropy" else 1
+    model = relu_first_model(9, case, outputs)
+    assert BookKeeping(model, nn.MSELoss(reduction="sum"), max_grad_norm=1.0)._relu_after_first == 1
+    x, y = batch(33, 5, loss, torch.float64, 9)
+    criterion, squeeze = LOSSES[loss]
+    # Some rows' pre-activations are exactly 0 (the ReLU's edge): autograd passes no gradient there.
+    x[:3] = 0.0
+    if case != "layer_norm":
+        with torch.no_grad():
+            model[0].weight[0].zero_()
+
+    def summed(out: torch.Tensor) -> torch.Tensor:
+        return criterion(reduction="sum")(out.squeeze(-1) if squeeze else out, y)
+
+    reference = copy.deepcopy(model)  # Opacus' hooks refuse an in-place ReLU: the same one, out of place
+    for index, layer in enumerate(reference):
+        if isinstance(layer, nn.ReLU):
+            reference[index] = nn.ReLU()
+    per_sample = opacus_per_sample(reference, summed, x)
+    norms = torch.stack([g.reshape(33, -1).norm(2, dim=-1) for g in per_sample]).norm(2, dim=0)
+    clip = float(norms[norms > 0].median())
+    assert_close(book_keeping_sum(model, loss, x, y, clip), opacus_clipped_sum(per_sample, clip), 1e-10)
+
+
+def test_the_relu_shortcut_does_not_hold_the_first_layers_gradient_twice() -> None:
+    # Autograd's ReLU backward would make the first layer's output gradient as a new tensor
+    # while the one after the ReLU is still held; done in place, the step makes no tensor of
+    # that size but the forward's two and the gradient itself (nor a temporary for a norm).
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    model = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 2))
+    x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+    made: list[str] = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            out = func(*args, **(kwargs or {}))
+            given = {a.untyped_storage().data_ptr() for a in [*args, *(kwargs or {}).values()]
+                     if isinstance(a, torch.Tensor)}
+            # New storage only: views and in-place results share an argument's.
+            if isinstance(out, torch.Tensor) and out.numel() == 32 * 64 and out.untyped_storage().data_ptr() not in given:
+                made.append(str(func))
+            return out
+
+    with Record():
+        BookKeeping(model, nn.CrossEntropyLoss(reduction="sum"), max_grad_norm=1.0).add_clipped_sum(
+            x, y, [torch.zeros_like(p) for p in model.parameters()], 1.0)
+    assert made == ["aten.addmm.default", "aten.relu.default", "aten.mm.default"]
 
 
 def test_one_row_is_clipped_to_the_norm_in_its_own_direction() -> None:
