@@ -302,8 +302,10 @@ class Runner:
             raise JobRefused(f"The current policy no longer allows the model family {spec.family!r}.")
         if job.model_family != model_family_hash(spec.family):
             raise JobRefused("The request's model family is not the spec's.")
-        if spec.epochs > policy.max_epochs:
-            raise JobRefused(f"The current policy allows at most {policy.max_epochs} epochs; the spec asks {spec.epochs}.")
+        if spec.total_epochs > policy.max_epochs:
+            raise JobRefused(
+                f"The current policy allows at most {policy.max_epochs} epochs; the spec asks {spec.total_epochs}."
+            )
         delta = int(policy.delta * DELTA_SCALE)
         try:
             params = DpParams.for_spec(spec, view.rows)

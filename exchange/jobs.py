@@ -101,8 +101,11 @@ def check_spec_policy(spec: ModelSpec, policy: Any, dataset_id: int) -> None:
     """
     if spec.dp.delta != float(policy.delta):
         raise SpecError(f"The spec's δ ({spec.dp.delta}) must be the dataset's δ ({float(policy.delta)}).")
-    if spec.epochs > policy.max_epochs:
-        raise SpecError(f"The spec trains {spec.epochs} epochs; dataset #{dataset_id} allows at most {policy.max_epochs}.")
+    if spec.total_epochs > policy.max_epochs:
+        rounds = f" ({spec.epochs} in each of {spec.rounds} rounds)" if spec.federation else ""
+        raise SpecError(
+            f"The spec trains {spec.total_epochs} epochs{rounds}; dataset #{dataset_id} allows at most {policy.max_epochs}."
+        )
     families = getattr(policy, "model_families", ())
     if families and spec.family not in families:
         raise SpecError(f"Dataset #{dataset_id} allows the model families {', '.join(families)}, not {spec.family!r}.")

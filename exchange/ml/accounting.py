@@ -384,7 +384,7 @@ class DpParams(BaseModel):
         target ε, the noise is the smallest on the grid that reaches it (`noise_for_target`).
         """
         q = sample_rate_for(spec.expected_batch_size, rows)
-        steps = steps_for(q, spec.epochs)
+        steps = steps_for(q, spec.total_epochs)
         if steps > MAX_STEPS:
             raise SpecError(
                 f"The spec would train for {steps:,} steps, more than the {MAX_STEPS:,} a runner "
@@ -398,8 +398,17 @@ class DpParams(BaseModel):
             noise = noise_for_target(dp.target_epsilon, dp.delta, q, steps)
         return cls(
             noise_multiplier=noise, sample_rate=q, max_grad_norm=dp.max_grad_norm,
-            epochs=spec.epochs, steps=steps, delta=dp.delta,
+            epochs=spec.total_epochs, steps=steps, delta=dp.delta,
         )
+
+    def per_round(self, rounds: int) -> DpParams:
+        """The parameters of one of `rounds` equal rounds: the same σ, q and C, a share of the
+        epochs and steps. RDP composes additively in steps, so the rounds' curves sum to this
+        job's curve exactly: the ledger charges what the rounds run."""
+        if rounds < 1 or self.epochs % rounds:
+            raise PrivacyError(f"{self.epochs} epochs do not split into {rounds} equal rounds.")
+        epochs = self.epochs // rounds
+        return self.model_copy(update={"epochs": epochs, "steps": steps_for(self.sample_rate, epochs)})
 
     def to_onchain(self) -> DpParamsOnchain:
         return DpParamsOnchain(

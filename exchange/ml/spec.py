@@ -51,6 +51,7 @@ MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 1_000_000
 MAX_NOISE_MULTIPLIER = 1000.0
 MAX_CLIP_NORM = 4294.967295  # the chain stores C as a uint32 of millionths
+MAX_ROUNDS = 100  # a federated job's rounds: each is a Flower round and an on-chain commitment
 MAX_SPEC_JSON_BYTES = 65_536  # a spec's canonical JSON; the compressed form must fit 16 KiB on-chain
 
 # Which losses fit which task, and the target kinds each task accepts.
@@ -150,6 +151,18 @@ def _on_grid(value: float, scale: int, what: str) -> None:
         raise ValueError(f"must be {what}, the precision the chain stores") from None
 
 
+class FederationSpec(_Strict):
+    """The federated part of a spec: one model trained over several datasets in rounds.
+
+    Each round, every dataset's runner trains `epochs` local epochs (the spec's own) from the
+    round's model; the aggregator sums the updates with SecAgg+. A dataset's job therefore
+    trains `rounds × epochs` epochs in all, which its DP parameters and its ledger charge
+    count (`ModelSpec.total_epochs`).
+    """
+
+    rounds: int = Field(ge=1, le=MAX_ROUNDS)
+
+
 class ModelSpec(_Strict):
     """A buyer's declarative description of the model to train with differential privacy."""
 
@@ -165,6 +178,7 @@ class ModelSpec(_Strict):
     expected_batch_size: int = Field(ge=1, le=MAX_BATCH_SIZE)
     epochs: int = Field(ge=1, le=MAX_EPOCHS)
     dp: DpSpec
+    federation: FederationSpec | None = None  # None: a single-dataset job
 
     @field_validator("features")
     @classmethod
@@ -204,8 +218,24 @@ class ModelSpec(_Strict):
             raise SpecError(_sentence(error)) from None
 
     def to_json(self) -> bytes:
-        """The canonical JSON bytes of the spec (sorted keys, no whitespace, defaults in)."""
-        return canonical_json(self.model_dump(mode="json"))
+        """The canonical JSON bytes of the spec (sorted keys, no whitespace, defaults in).
+
+        A single-dataset spec has no `federation` key at all, so its hash is the one it had
+        before federated jobs existed."""
+        data = self.model_dump(mode="json")
+        if self.federation is None:
+            del data["federation"]
+        return canonical_json(data)
+
+    @property
+    def rounds(self) -> int:
+        """Federated rounds (1 for a single-dataset job)."""
+        return 1 if self.federation is None else self.federation.rounds
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs over the whole job: `epochs` per round, in every round."""
+        return self.epochs * self.rounds
 
     def spec_hash(self) -> str:
         """keccak256 of the canonical JSON, as 0x-prefixed hex (what the chain records)."""

@@ -1,0 +1,124 @@
+"""The aggregator's side: a SuperLink on 127.0.0.1, Cove's FAB submitted with `flwr run`,
+and the run watched until it finishes (bounded in time).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from exchange.federated.fab import APP_DIR
+from exchange.federated.server import AGGREGATOR_KEY_ENV, ROUNDS_DIR_ENV, FederationError, RunSettings
+from exchange.federated.services import QUIET_FLOWER_ENV, FlowerService, flower_command, superlink
+
+SUPERLINK_NAME = "cove"
+FINISHED = "finished"
+
+
+@dataclass
+class RunStatus:
+    run_id: int
+    status: str  # e.g. "running", "finished:completed", "finished:failed"
+
+    @property
+    def finished(self) -> bool:
+        return self.status.startswith(FINISHED)
+
+    @property
+    def completed(self) -> bool:
+        return self.status == f"{FINISHED}:completed"
+
+
+class Aggregator:
+    """One SuperLink and the runs submitted to it, in the aggregator's `home` directory."""
+
+    def __init__(self, home: Path, aggregator_key: str, env: dict[str, str] | None = None) -> None:
+        import os
+
+        self.home = home
+        self.flwr_home = home / "flwr"
+        base = dict(os.environ if env is None else env)
+        # The ServerApp (started by the SuperLink) inherits this environment: the key stays
+        # within the aggregator's own process tree.
+        self.rounds_dir = home / "rounds"  # the ServerApp keeps round R of federation F in F/round-R.npz
+        self.env = base | QUIET_FLOWER_ENV | {
+            AGGREGATOR_KEY_ENV: aggregator_key, ROUNDS_DIR_ENV: str(self.rounds_dir), "FLWR_HOME": str(self.flwr_home),
+        }  # fmt: skip
+        self.service: FlowerService | None = None
+        self.port = 0
+
+    @property
+    def fleet_address(self) -> str:
+        """Where runners' SuperNodes connect."""
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Aggregator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.service, self.port = superlink(self.home, self.env)
+        self.service.start()
+        self.flwr_home.mkdir(parents=True, exist_ok=True)
+        (self.flwr_home / "config.toml").write_text(
+            f'[superlink]\ndefault = "{SUPERLINK_NAME}"\n\n'
+            f'[superlink.{SUPERLINK_NAME}]\naddress = "127.0.0.1:{self.port}"\ninsecure = true\n'
+        )
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+            self.service = None
+
+    def _flwr(self, *args: str, timeout: float = 60) -> str:
+        try:
+            done = subprocess.run(
+                [flower_command("flwr"), *args], capture_output=True, text=True, timeout=timeout,
+                env=self.env, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise FederationError(f"`flwr {args[0]}` did not answer within {timeout:g} s.") from None
+        if done.returncode != 0:
+            raise FederationError(f"`flwr {args[0]}` failed: {(done.stdout + done.stderr).strip()[-400:]}")
+        return done.stdout
+
+    def submit(self, settings: RunSettings) -> int:
+        """Submits Cove's FAB with `settings`; returns the Flower run id."""
+        output = self._flwr("run", str(APP_DIR), SUPERLINK_NAME, "--run-config", settings.to_run_config(),
+                            "--format", "json")  # fmt: skip
+        try:
+            return int(json.loads(output)["run-id"])
+        except (ValueError, KeyError, TypeError):
+            raise FederationError(f"`flwr run` gave no run id: {output.strip()[-400:]}") from None
+
+    def status(self, run_id: int) -> RunStatus:
+        output = self._flwr("ls", SUPERLINK_NAME, "--run-id", str(run_id), "--format", "json")
+        try:
+            runs = json.loads(output)["runs"]
+            return RunStatus(run_id, str(runs[0]["status"]))
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise FederationError(f"`flwr ls` gave no status for run {run_id}: {output.strip()[-400:]}") from None
+
+    def wait(self, run_id: int, timeout: float, poll: float = 1.0) -> RunStatus:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(run_id)
+            if status.finished:
+                return status
+            if time.monotonic() > deadline:
+                raise FederationError(f"Flower run {run_id} did not finish within {timeout:g} s ({status.status}).")
+            time.sleep(poll)
+
+    def server_log(self, run_id: int) -> str:
+        """The ServerApp's log of the run (Flower keeps it in the SuperLink)."""
+        try:
+            return self._flwr("log", str(run_id), SUPERLINK_NAME, timeout=30)
+        except FederationError as error:
+            return str(error)

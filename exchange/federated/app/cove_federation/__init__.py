@@ -1,0 +1,1 @@
+"""Cove's Flower App: the ServerApp entry point (and a ClientApp that refuses to run)."""
