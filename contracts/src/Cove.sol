@@ -8,6 +8,7 @@ import {RunnerEndpoints} from "./modules/RunnerEndpoints.sol";
 import {ICoveHubInfo} from "./interfaces/ICoveHubInfo.sol";
 import {Datatoken} from "./tokens/Datatoken.sol";
 import {ComputeJobs} from "./ComputeJobs.sol";
+import {FederatedRounds} from "./FederatedRounds.sol";
 
 /**
  * @title Cove
@@ -15,15 +16,20 @@ import {ComputeJobs} from "./ComputeJobs.sol";
  * deployment, so publishing is one transaction and a purchase makes no cross-contract call
  * besides the payment and the mint. Each concern lives in its own module. Compute jobs, their
  * escrow and the privacy ledger live in {ComputeJobs}, which this hub deploys and which alone
- * may spend and refund credits. Runners publish where their endpoints are in {RunnerEndpoints}.
+ * may spend and refund credits. Federated jobs (one ComputeJobs job per dataset, trained
+ * together round by round) are grouped and their rounds recorded in {FederatedRounds}, which
+ * this hub deploys too. Runners publish where their endpoints are in {RunnerEndpoints}.
  *
  * A party that knows only the hub's address learns the rest from the hub itself (see
- * {ICoveHubInfo}, answered through ERC-165): its ComputeJobs, the block to read events from and
- * the default payment token.
+ * {ICoveHubInfo}, answered through ERC-165): its ComputeJobs and FederatedRounds, the block to
+ * read events from and the default payment token.
  */
 contract Cove is DatasetRegistry, AccessPolicies, Market, RunnerEndpoints, ICoveHubInfo {
     /// @inheritdoc ICoveHubInfo
     address public immutable computeJobs;
+
+    /// @inheritdoc ICoveHubInfo
+    address public immutable federatedRounds;
 
     /// @inheritdoc ICoveHubInfo
     uint256 public immutable deploymentBlock;
@@ -36,7 +42,9 @@ contract Cove is DatasetRegistry, AccessPolicies, Market, RunnerEndpoints, ICove
 
     /// @param paymentToken The default payment token of new datasets (address(0): none).
     constructor(address paymentToken) {
-        computeJobs = address(new ComputeJobs());
+        address jobs = address(new ComputeJobs());
+        computeJobs = jobs;
+        federatedRounds = address(new FederatedRounds(jobs));
         deploymentBlock = block.number;
         defaultPaymentToken = paymentToken;
     }

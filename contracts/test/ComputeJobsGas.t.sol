@@ -6,6 +6,7 @@ import {Merkle} from "./utils/Merkle.sol";
 import {JobsTest} from "./utils/JobsTest.sol";
 import {ComputeJobs, JobRequest, RDP_ORDERS} from "../src/ComputeJobs.sol";
 import {Cove} from "../src/Cove.sol";
+import {FederatedRounds} from "../src/FederatedRounds.sol";
 import {Policy} from "../src/modules/AccessPolicies.sol";
 
 /**
@@ -197,5 +198,101 @@ contract ComputeJobsGasRestrictedTest is GasMeter {
         vm.prank(buyer);
         jobs.request(r);
         _report("request: allowlist (8) + model families (4)", abi.encodeCall(ComputeJobs.request, (r)), REQUEST_BUDGET);
+    }
+}
+
+/// @notice A federation of three jobs, one on each of three datasets of three owners (requested
+/// in setUp), run by an aggregator.
+abstract contract FederationGasMeter is GasMeter {
+    uint256 internal constant OPEN_BUDGET = 220_000;
+    uint256 internal constant COMMIT_ROUND_BUDGET = 80_000;
+
+    FederatedRounds internal fed;
+    address internal aggregator = address(0xA66);
+    uint256[] internal jobIds;
+
+    function setUp() public virtual override {
+        super.setUp();
+        fed = FederatedRounds(cove.federatedRounds());
+        (uint256 id2,) = _publish(address(0x0B2), _params(2), _jobPolicy());
+        (uint256 id3,) = _publish(address(0x0B3), _params(3), _jobPolicy());
+        _buy(buyer, id2, 1, 0);
+        _buy(buyer, id3, 1, 0);
+        uint256[3] memory datasets = [id, id2, id3];
+        for (uint256 i; i < 3; ++i) {
+            JobRequest memory r = _request(_curveA());
+            r.datasetId = datasets[i];
+            jobIds.push(_send(buyer, r));
+        }
+    }
+
+    /// @notice Cools the contracts a federation call touches.
+    function _coolFederation() internal {
+        vm.cool(address(fed));
+        vm.cool(address(jobs));
+    }
+}
+
+/// @notice Gas of opening a federation of three jobs (the first federation of the contract).
+contract FederatedRoundsGasOpenTest is FederationGasMeter {
+    function test_Gas_Open_ThreeJobs() public {
+        uint256[] memory ids = jobIds;
+        bytes32 initial = keccak256("initial model");
+        _coolFederation();
+        vm.prank(buyer);
+        fed.open(ids, aggregator, 3, initial);
+        bytes memory data = abi.encodeCall(FederatedRounds.open, (ids, aggregator, 3, initial));
+        uint256 gas = _report("federation open: 3 jobs", data, OPEN_BUDGET);
+        assertGt(gas, 50_000, "measured something");
+    }
+}
+
+/// @notice As FederationGasMeter, with the three-round federation opened.
+abstract contract OpenFederationGasMeter is FederationGasMeter {
+    uint256 internal fedId;
+
+    function setUp() public virtual override {
+        super.setUp();
+        vm.prank(buyer);
+        fedId = fed.open(jobIds, aggregator, 3, keccak256("initial model"));
+    }
+}
+
+/// @notice Gas of committing the first round.
+contract FederatedRoundsGasCommitTest is OpenFederationGasMeter {
+
+    function test_Gas_CommitRound_WithUpdatesRoot() public {
+        bytes32 model = keccak256("model 1");
+        bytes32 root = keccak256("updates 1");
+        _coolFederation();
+        vm.prank(aggregator);
+        fed.commitRound(fedId, 1, model, root);
+        _report("commitRound (updates root)", abi.encodeCall(FederatedRounds.commitRound, (fedId, 1, model, root)), COMMIT_ROUND_BUDGET);
+    }
+
+    function test_Gas_CommitRound_SecureAggregation() public {
+        bytes32 model = keccak256("model 1");
+        _coolFederation();
+        vm.prank(aggregator);
+        fed.commitRound(fedId, 1, model, bytes32(0));
+        _report("commitRound (secure aggregation: no root)", abi.encodeCall(FederatedRounds.commitRound, (fedId, 1, model, bytes32(0))), COMMIT_ROUND_BUDGET);
+    }
+}
+
+/// @notice Gas of a later round: round 1 committed in setUp, round 2 measured.
+contract FederatedRoundsGasLaterRoundTest is OpenFederationGasMeter {
+    function setUp() public override {
+        super.setUp();
+        vm.prank(aggregator);
+        fed.commitRound(fedId, 1, keccak256("model 1"), keccak256("updates 1"));
+    }
+
+    function test_Gas_CommitRound_LaterRound() public {
+        bytes32 model = keccak256("model 2");
+        bytes32 root = keccak256("updates 2");
+        _coolFederation();
+        vm.prank(aggregator);
+        fed.commitRound(fedId, 2, model, root);
+        _report("commitRound: round 2 (updates root)", abi.encodeCall(FederatedRounds.commitRound, (fedId, 2, model, root)), COMMIT_ROUND_BUDGET);
     }
 }

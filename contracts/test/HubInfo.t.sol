@@ -7,10 +7,11 @@ import {CoveTest} from "./utils/CoveTest.sol";
 import {Cove} from "../src/Cove.sol";
 import {ICoveHubInfo} from "../src/interfaces/ICoveHubInfo.sol";
 import {RunnerEndpoints} from "../src/modules/RunnerEndpoints.sol";
+import {FederatedRounds} from "../src/FederatedRounds.sol";
 
 /// @notice What a stranger who knows only the hub's address can learn from it: that it is a
-/// Cove hub (ERC-165), its ComputeJobs, deployment block, default payment token, and each
-/// runner's public endpoint.
+/// Cove hub (ERC-165), its ComputeJobs and FederatedRounds, deployment block, default payment
+/// token, and each runner's public endpoint.
 contract HubInfoTest is CoveTest {
     function test_DeploymentFacts() public {
         vm.roll(4242);
@@ -18,6 +19,8 @@ contract HubInfoTest is CoveTest {
         assertEq(hub.deploymentBlock(), 4242, "deployment block");
         assertEq(hub.defaultPaymentToken(), address(usd), "default payment token");
         assertTrue(hub.computeJobs().code.length > 0, "ComputeJobs deployed");
+        assertTrue(hub.federatedRounds().code.length > 0, "FederatedRounds deployed");
+        assertEq(FederatedRounds(hub.federatedRounds()).computeJobs(), hub.computeJobs(), "over the hub's ComputeJobs");
         Cove bare = new Cove(address(0));
         assertEq(bare.defaultPaymentToken(), address(0), "none named");
     }
@@ -30,11 +33,14 @@ contract HubInfoTest is CoveTest {
         assertFalse(cove.supportsInterface(0x12345678), "control: another interface");
     }
 
-    /// @notice The interface id clients compute from the four selectors (exchange/chain/hub.py).
+    /// @notice The interface id clients compute from the five selectors
+    /// (`_HUB_INFO_FUNCTIONS` in exchange/chain/deployment.py), written out: 0x838e2186.
     function test_CoveHubInfo_InterfaceId() public pure {
-        bytes4 id = ICoveHubInfo.computeJobs.selector ^ ICoveHubInfo.deploymentBlock.selector
-            ^ ICoveHubInfo.defaultPaymentToken.selector ^ ICoveHubInfo.endpointOf.selector;
+        bytes4 id = ICoveHubInfo.computeJobs.selector ^ ICoveHubInfo.federatedRounds.selector
+            ^ ICoveHubInfo.deploymentBlock.selector ^ ICoveHubInfo.defaultPaymentToken.selector
+            ^ ICoveHubInfo.endpointOf.selector;
         assertEq(bytes32(type(ICoveHubInfo).interfaceId), bytes32(id), "XOR of the selectors");
+        assertEq(bytes32(id), bytes32(bytes4(0x838e2186)), "the id clients compute");
     }
 
     function test_SetEndpoint_StoresEmitsAndClears() public {

@@ -9,6 +9,7 @@ import {DatasetRegistry, DatasetParams, Dataset} from "../src/modules/DatasetReg
 import {AccessPolicies, Policy} from "../src/modules/AccessPolicies.sol";
 import {Datatoken} from "../src/tokens/Datatoken.sol";
 import {ComputeJobs} from "../src/ComputeJobs.sol";
+import {FederatedRounds} from "../src/FederatedRounds.sol";
 
 /// @notice `publish`: the registration record, its events, the field checks and the
 /// commitment-uniqueness rule; and UnknownDataset on every entry point taking an id.
@@ -25,6 +26,8 @@ contract PublishTest is CoveTest {
         assertEq(cove.computeJobs(), _createAddress(address(cove), 2), "ComputeJobs at hub nonce 2");
         assertEq(ComputeJobs(cove.computeJobs()).hub(), address(cove), "ComputeJobs hub");
         assertEq(ComputeJobs(cove.computeJobs()).jobCount(), 0, "no jobs");
+        assertEq(cove.federatedRounds(), _createAddress(address(cove), 3), "FederatedRounds at hub nonce 3");
+        assertEq(FederatedRounds(cove.federatedRounds()).computeJobs(), cove.computeJobs(), "FederatedRounds' ComputeJobs");
         assertTrue(cove.supportsInterface(type(IERC721).interfaceId), "IERC721");
         assertTrue(cove.supportsInterface(type(IERC721Metadata).interfaceId), "IERC721Metadata");
     }
@@ -90,7 +93,7 @@ contract PublishTest is CoveTest {
         assertEq(id1, 1, "id1");
         assertEq(id2, 2, "id2");
         assertTrue(address(t1) != address(t2), "distinct datatokens");
-        assertEq(address(t2), _createAddress(address(cove), 4), "clone 2 at hub nonce 4");
+        assertEq(address(t2), _createAddress(address(cove), 5), "clone 2 at hub nonce 5");
         assertEq(t2.datasetId(), 2, "t2 datasetId");
         assertEq(cove.ownerOf(id2), stranger, "owner of 2");
         assertEq(cove.datasetCount(), 2, "count");

@@ -1,8 +1,8 @@
 """Finding Cove on a chain: a hub address checked on-chain, with the local file only a cache.
 
 A party that knows an RPC URL and a hub address can do everything: the hub says through
-ERC-165 that it is a Cove hub, and answers where its ComputeJobs is, the block to read its
-events from and its default payment token. `cove deploy` records the hub it deployed in the
+ERC-165 that it is a Cove hub, and answers where its ComputeJobs and FederatedRounds are, the
+block to read its events from and its default payment token. `cove deploy` records the hub it deployed in the
 home's `deployments/<chain id>.json`, so that the local chain needs no `--hub`; that file
 holds an address and nothing that is not re-read from the chain.
 """
@@ -22,9 +22,11 @@ from exchange.errors import ChainError, InputError, NotDeployed, TransactionReve
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
-# ERC-165 id of ICoveHubInfo: the XOR of its four selectors (checked against the contract in
-# contracts/test/HubInfo.t.sol and tests/unit/test_hub.py).
-_HUB_INFO_FUNCTIONS = ("computeJobs()", "deploymentBlock()", "defaultPaymentToken()", "endpointOf(address)")
+# ERC-165 id of ICoveHubInfo: the XOR of its five selectors, 0x838e2186 (checked against the
+# contract in contracts/test/HubInfo.t.sol and tests/integration/test_federated_rounds.py).
+_HUB_INFO_FUNCTIONS = (
+    "computeJobs()", "federatedRounds()", "deploymentBlock()", "defaultPaymentToken()", "endpointOf(address)",
+)
 
 
 def _interface_id(signatures: tuple[str, ...]) -> bytes:
@@ -43,6 +45,7 @@ class Deployment(BaseModel):
     chain_id: int
     cove: str  # the hub
     compute_jobs: str
+    federated_rounds: str  # federations of jobs and their rounds (FederatedRounds)
     payment_token: str | None  # the hub's default payment token (tUSD on the local chain)
     block: int  # the hub's deployment block: the first block to index events from
 
@@ -83,6 +86,7 @@ def read_deployment(session: ChainSession, hub: str) -> Deployment:
         chain_id=session.chain_id,
         cove=address,
         compute_jobs=to_checksum_address(session.call(cove.functions.computeJobs())),
+        federated_rounds=to_checksum_address(session.call(cove.functions.federatedRounds())),
         payment_token=None if int(token, 16) == 0 else to_checksum_address(token),
         block=int(session.call(cove.functions.deploymentBlock())),
     )

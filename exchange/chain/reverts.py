@@ -123,13 +123,38 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     "JobNotAccepted": lambda a: f"job #{a['jobId']} has not been accepted by a runner yet",
     "JobClosed": lambda a: f"job #{a['jobId']} is already closed ({_JOB_STATUS.get(a['status'], a['status'])})",
     "NotJobRunner": lambda a: f"only runner {a['runner']} may do this for job #{a['jobId']}, not {a['caller']}",
-    "NotJobConsumer": lambda a: f"only the buyer {a['consumer']} may take back job #{a['jobId']}, not {a['caller']}",
+    "NotJobConsumer": lambda a: (
+        f"job #{a['jobId']} belongs to its buyer {a['consumer']}: only the buyer may take it back or federate it, "
+        f"not {a['caller']}"
+    ),
     "DeadlinePassed": lambda a: f"job #{a['jobId']} passed its deadline {_when(a['deadline'])}",
     "DeadlineNotPassed": lambda a: (
         f"job #{a['jobId']} can be taken back only after its deadline {_when(a['deadline'])}"
     ),
     "CurveMismatch": lambda a: f"that RDP curve is not the one job #{a['jobId']} was requested with",
     "EmptyResultHash": lambda a: "a completed job needs its weights and provenance hashes",
+    "TooFewJobs": lambda a: f"a federation needs at least 2 jobs (one per dataset), not {a['count']}",
+    "TooManyJobs": lambda a: f"a federation groups at most {a['maxJobs']} jobs, not {a['count']}",
+    "ZeroRounds": lambda a: "a federation must run at least one round",
+    "ZeroAggregator": lambda a: "a federation needs an aggregator address",
+    "EmptyDigest": lambda a: "a model digest must not be zero",
+    "JobNotOpen": lambda a: (
+        f"job #{a['jobId']} is {_JOB_STATUS.get(a['status'], a['status'])}; only a requested or accepted job "
+        "can join a federation"
+    ),
+    "DuplicateDataset": lambda a: (
+        f"two of the jobs train on dataset #{a['datasetId']}; a federation has one job per dataset"
+    ),
+    "AlreadyFederated": lambda a: f"job #{a['jobId']} is already in federation #{a['fedId']}",
+    "UnknownFederation": lambda a: f"there is no federation #{a['fedId']}",
+    "NotAggregator": lambda a: (
+        f"only the aggregator {a['aggregator']} commits the rounds of federation #{a['fedId']}, not {a['caller']}"
+    ),
+    "RoundOutOfRange": lambda a: (
+        f"federation #{a['fedId']} has committed all its {a['rounds']} rounds; round {a['round']} is refused"
+        if a["expected"] > a["rounds"]
+        else f"federation #{a['fedId']} takes round {a['expected']} of {a['rounds']} next, not round {a['round']}"
+    ),
     "JobsPaused": lambda a: f"new jobs on dataset #{a['datasetId']} are paused by its policy controller",
     "GovernorInsufficientProposerVotes": lambda a: (
         f"{a['proposer']} has {a['votes'] / 10**18:g} votes but proposing needs {a['threshold'] / 10**18:g}; "

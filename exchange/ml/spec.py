@@ -161,6 +161,16 @@ class FederationSpec(_Strict):
     """
 
     rounds: int = Field(ge=1, le=MAX_ROUNDS)
+    # The aggregator's Flower SuperLink, host:port: runners dial it (outbound) to join.
+    superlink: str = Field(min_length=3, max_length=255)
+
+    @field_validator("superlink")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535 or any(c in host for c in "/@ "):
+            raise ValueError("the superlink must be host:port, e.g. 127.0.0.1:9092")
+        return value
 
 
 class ModelSpec(_Strict):

@@ -428,7 +428,9 @@ def test_deployment_record_without_contracts(cove, chain: ChainInfo, cove_home: 
     """A deployment file left from an earlier chain (reset since) is not trusted."""
     record = cove_home / "deployments" / "31337.json"
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(Deployment(chain_id=31337, cove=DEV2, compute_jobs=DEV2, payment_token=None, block=1).model_dump_json())
+    record.write_text(Deployment(
+        chain_id=31337, cove=DEV2, compute_jobs=DEV2, federated_rounds=DEV2, payment_token=None, block=1
+    ).model_dump_json())
     fails(cove("datasets"), f"There is no contract at {DEV2}", "recorded by `cove deploy`", "the chain was reset?")
 
 

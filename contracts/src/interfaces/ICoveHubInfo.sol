@@ -11,6 +11,9 @@ interface ICoveHubInfo {
     /// @notice The ComputeJobs contract the hub deployed (jobs, escrow, privacy ledger).
     function computeJobs() external view returns (address);
 
+    /// @notice The FederatedRounds contract the hub deployed (federations of jobs, their rounds).
+    function federatedRounds() external view returns (address);
+
     /// @notice The block the hub was deployed in: the first block to read its events from.
     function deploymentBlock() external view returns (uint256);
 

@@ -207,10 +207,10 @@ abstract contract CoveTest is Test {
     }
 
     /// @notice The address the hub's next `publish` clones the datatoken to: the hub's CREATE
-    /// nonce starts at 1, the template took nonce 1 and ComputeJobs nonce 2, so dataset n's
-    /// clone uses nonce n + 2.
+    /// nonce starts at 1, the template took nonce 1, ComputeJobs nonce 2 and FederatedRounds
+    /// nonce 3, so dataset n's clone uses nonce n + 3.
     function _nextDatatoken() internal view returns (address) {
-        return _createAddress(address(cove), cove.datasetCount() + 3);
+        return _createAddress(address(cove), cove.datasetCount() + 4);
     }
 
     /// @notice The CREATE address of `deployer` at `nonce` (1 <= nonce <= 255).
