@@ -13,8 +13,10 @@ unless the whole file matches the commitment.
 from __future__ import annotations
 
 import base64
+import io
 from pathlib import Path
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,9 +62,36 @@ class TrainingOutput(BaseModel):
     run: dict  # TrainingResult.provenance(): DP figures, versions, device
 
 
+class RoundOrder(TrainingOrder):
+    """One round of a federated job: the job's order, and the round's model (public)."""
+
+    round: int = Field(ge=1)
+    model: str  # base64 of the round's arrays (np.savez, no pickles), as the aggregator sent them
+
+
+def encode_arrays(arrays: list[np.ndarray]) -> str:
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def decode_arrays(text: str) -> list[np.ndarray]:
+    with np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False) as archive:
+        return [archive[f"arr_{i}"] for i in range(len(archive.files))]
+
+
 def train_job(payload: bytes, dataset: Path) -> bytes:
     """Sandbox entry point: `TrainingOrder` JSON in, `TrainingOutput` JSON out."""
-    order = TrainingOrder.model_validate_json(payload)
+    return _train(TrainingOrder.model_validate_json(payload), dataset, None)
+
+
+def train_round(payload: bytes, dataset: Path) -> bytes:
+    """Sandbox entry point for a federated round: `RoundOrder` JSON in, `TrainingOutput` out."""
+    order = RoundOrder.model_validate_json(payload)
+    return _train(order, dataset, decode_arrays(order.model))
+
+
+def _train(order: TrainingOrder, dataset: Path, start_from: list[np.ndarray] | None) -> bytes:
     if order.threads is not None:
         torch.set_num_threads(order.threads)
     spec = ModelSpec.parse(order.spec)
@@ -79,7 +108,8 @@ def train_job(payload: bytes, dataset: Path) -> bytes:
         order.device,
         public_rows=order.public_rows,
         expected_params=DpParams.from_onchain(order.dp, order.delta),
-        on_step=StepReporter(order.dp.steps),  # the job's log, for the runner's queue
+        on_step=StepReporter(order.dp.steps // spec.rounds),  # the job's log, for the runner's queue
+        start_from=start_from,
     )
     output = TrainingOutput(weights=base64.b64encode(export_weights(result.module)).decode(), run=result.provenance())
     return canonical_json(output.model_dump(mode="json"))

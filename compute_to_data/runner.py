@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from compute_to_data.data_files import DataFiles
+from compute_to_data.federated.participant import Participation
 from compute_to_data.job_pool import JobPool, cores, default_workers
 from compute_to_data.job_training import TrainingOrder, TrainingOutput
 from compute_to_data.progress import read_progress
@@ -50,6 +51,7 @@ from exchange.client import CoveClient
 from exchange.crypto import encrypt_to
 from exchange.datasets import CommitmentKey
 from exchange.errors import CoveError, SandboxError, TransactionReverted
+from exchange.federated.server import FederationInfo, read_federation
 from exchange.jobs import RequestedJob, charged_curve, curve_hash_of, job_info, requested_job
 from exchange.ml.accounting import ORDERS_FIXED, DpParams, DpParamsOnchain, epsilon_fixed
 from exchange.ml.spec import ModelSpec
@@ -84,6 +86,7 @@ class RunnerLimits:
     device: str | None = None  # None: CUDA when available, else CPU
     allow_unsandboxed: bool = False
     workers: int | None = None  # jobs trained at once; None: what cores and memory allow
+    federated_idle_seconds: float = 300  # a federated job fails when no round comes for this long
 
 
 @dataclass(frozen=True)
@@ -237,18 +240,25 @@ class Runner:
 
     def _start(self, job_id: int) -> bool:
         """True when the job is finished already: refused before training."""
+        job = requested_job(self.client, job_id)
+        if self._awaits_federation(job):
+            return False
         if not self._claim(job_id):
             return False
-        job = requested_job(self.client, job_id)
         try:
             order, spec = self._check(job)
+            federation = self._check_federation(job, spec)
         except JobRefused as refusal:
             self._fail(job_id, str(refusal), rows_read=refusal.rows_read)
             return True
-        self.report(f"job #{job_id}: training in the sandbox ({order.dp.steps} steps)")
         self.state.advance(job_id, Stage.TRAINING)  # from here on, private rows may be read
         self._training[job_id] = _Training(job, order, spec, self._log_path(job_id))
-        self._pool.submit(job_id, lambda sandbox: self._train(job, order, sandbox))
+        if federation is None:
+            self.report(f"job #{job_id}: training in the sandbox ({order.dp.steps} steps)")
+            self._pool.submit(job_id, lambda sandbox: self._train(job, order, sandbox))
+        else:
+            self.report(f"job #{job_id}: joining federation #{federation.federation_id} ({spec.rounds} rounds)")
+            self._pool.submit(job_id, lambda sandbox: self._participate(job, order, spec, federation, sandbox))
         return False
 
     def _collect(self) -> list[int]:
@@ -336,6 +346,68 @@ class Runner:
         )  # fmt: skip
         return order, spec
 
+    # ------------------------------------------------------------------ federated jobs
+
+    def _awaits_federation(self, job: RequestedJob) -> bool:
+        """A federated job is claimed only once its buyer has opened the federation on-chain."""
+        try:
+            spec = ModelSpec.from_wire(job.spec)
+        except CoveError:
+            return False  # claimed and refused as any unusable spec is
+        if spec.federation is None:
+            return False
+        fed_id = self.client.session.call(self._federated_rounds.functions.federationOfJob(job.job_id))
+        return int(fed_id) == 0 and self.client.chain_time() <= job.deadline
+
+    @property
+    def _federated_rounds(self) -> Any:
+        return self.client.session.contract("FederatedRounds", self.client.deployment.federated_rounds)
+
+    def _check_federation(self, job: RequestedJob, spec: ModelSpec) -> FederationInfo | None:
+        """The job's federation, checked against its spec; None for a single-dataset job."""
+        if spec.federation is None:
+            return None
+        fed_id = int(self.client.session.call(self._federated_rounds.functions.federationOfJob(job.job_id)))
+        if fed_id == 0:
+            raise JobRefused("The federated job's buyer never opened its federation on-chain.")
+        federation = read_federation(self.client, fed_id)
+        if federation.rounds != spec.rounds:
+            raise JobRefused(f"Federation #{fed_id} runs {federation.rounds} rounds; the job's spec asks {spec.rounds}.")
+        if federation.committed:
+            raise JobRefused(f"Federation #{fed_id} has committed {federation.committed} rounds without this runner.")
+        return federation
+
+    def _participate(
+        self, job: RequestedJob, order: TrainingOrder, spec: ModelSpec, federation: FederationInfo, sandbox: WarmSandbox,
+    ) -> tuple[TrainingOutput, str]:  # fmt: skip
+        """Runs in a worker: this dataset's part of the federation, every round in the sandbox."""
+        assert spec.federation is not None
+        policy = self._policy(job)
+        home = self.client.home.runner / f"federation-{federation.federation_id}-job-{job.job_id}"
+        part = Participation(
+            self.client, federation.federation_id, spec.rounds, spec.federation.superlink, order, sandbox, policy,
+            home, idle_timeout=self.limits.federated_idle_seconds,
+            deadline=time.monotonic() + max(0, job.deadline - self.client.chain_time()),
+        )  # fmt: skip
+        try:
+            result = part.run()
+        except CoveError as error:
+            raise JobRefused(
+                f"The federated job did not finish: {error} No model was released"
+                + ("; the privacy charge stays, as private rows had been read." if part.rows_read else "."),
+                rows_read=part.rows_read,
+            ) from None
+        return result.output, result.mechanism
+
+    def _policy(self, job: RequestedJob) -> SandboxPolicy:
+        return SandboxPolicy(
+            dataset=self.data_files[job.dataset_id],
+            cpu_seconds=self.limits.cpu_seconds,
+            memory_bytes=self.limits.memory_bytes,
+            wall_seconds=self.limits.wall_seconds,
+            log_path=self._log_path(job.job_id),
+        )
+
     def _log_path(self, job_id: int) -> Path:
         return self.client.home.runner / f"job-{job_id}.log"
 
@@ -347,13 +419,7 @@ class Runner:
 
     def _train(self, job: RequestedJob, order: TrainingOrder, sandbox: WarmSandbox) -> tuple[TrainingOutput, str]:
         """Runs in a worker: the sandboxed training alone, nothing that touches the chain."""
-        policy = SandboxPolicy(
-            dataset=self.data_files[job.dataset_id],
-            cpu_seconds=self.limits.cpu_seconds,
-            memory_bytes=self.limits.memory_bytes,
-            wall_seconds=self.limits.wall_seconds,
-            log_path=self._log_path(job.job_id),
-        )
+        policy = self._policy(job)
         try:
             result = sandbox.run(order.model_dump_json().encode(), policy, stage="training")
         except SandboxError as error:
@@ -471,17 +537,24 @@ def releasable(spec: ModelSpec, order: TrainingOrder, output: TrainingOutput) ->
         raise JobRefused("The sandbox returned something other than the model's parameters; nothing was released.",
                          rows_read=True) from None  # fmt: skip
     params = DpParams.from_onchain(order.dp, order.delta)
-    curve = params.curve_fixed()
-    run = {
-        "dp": order.dp.model_dump(),
-        "rdp_orders": list(ORDERS_FIXED),
-        "rdp_curve": list(curve),
-        "epsilon": epsilon_fixed(curve, params.delta),
-        "delta": order.delta,
-    }
+    run = _figures(params)
+    # The child reports the run it did: the whole job, or a federated job's last round.
+    expected = run if spec.federation is None else _figures(params.per_round(spec.rounds))
     reported = output.run
     device = str(reported.get("device", ""))
-    if any(reported.get(k) != v for k, v in run.items()) or not _DEVICE.match(device):
+    if any(reported.get(k) != v for k, v in expected.items()) or not _DEVICE.match(device):
         raise JobRefused("The sandbox's report of the run is not the job's; nothing was released.", rows_read=True)
     release = {**run, "device": device, "library_versions": library_versions(), "public_rows": order.public_rows}
     return export_weights(model), release
+
+
+def _figures(params: DpParams) -> dict[str, Any]:
+    """A run's DP figures as provenance records them (the chain's units)."""
+    curve = params.curve_fixed()
+    return {
+        "dp": params.to_onchain().model_dump(),
+        "rdp_orders": list(ORDERS_FIXED),
+        "rdp_curve": list(curve),
+        "epsilon": epsilon_fixed(curve, params.delta),
+        "delta": params.delta_fixed,
+    }

@@ -47,7 +47,7 @@ import logging
 import platform
 import secrets
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -71,7 +71,8 @@ from exchange.ml.model import build_model, encode_features, encode_target, valid
 from exchange.ml.spec import ModelSpec
 from exchange.ml.streamed import EncodedTable
 from exchange.datasets.schema import DatasetSchema, check_kinds
-from exchange.errors import PrivacyError, TrainingError
+from exchange.errors import PrivacyError, SpecError, TrainingError
+from exchange.federated.arrays import load_arrays
 from compute_to_data.clipping import BookKeeping, GaussianMechanism
 from compute_to_data.sampling import PoissonSampler
 
@@ -145,6 +146,7 @@ def train(
     seed: int | None = None,
     expected_params: DpParams | DpParamsOnchain | None = None,
     on_step: Callable[[int], None] | None = None,
+    start_from: Sequence[np.ndarray] | None = None,
 ) -> TrainingResult:
     """Train `spec` on the private `frame` with differential privacy.
 
@@ -155,7 +157,10 @@ def train(
     `seed`: None in production (see the module doc). `expected_params`: the DP parameters
     recorded with the job (the on-chain struct, or a DpParams, which also fixes δ);
     training is refused (PrivacyError) unless they are exactly the ones the spec gives on
-    that row count, so the ledger's charge is what is run.
+    that row count, so the ledger's charge is what is run. A federated spec trains one of
+    its rounds (`DpParams.per_round`: the same σ, q and C, the round's share of the steps)
+    from `start_from`, the round's model (public: the aggregate the chain committed); the
+    result's DP figures are then the round's.
 
     Raises SpecError or PrivacyError for problems with public inputs (before reading any
     row), TrainingError (stage only) for anything that goes wrong with the private data.
@@ -172,6 +177,9 @@ def train(
                 "The job's DP parameters are not the ones its spec gives on this dataset; "
                 "refusing to train."
             )
+    if (spec.federation is None) != (start_from is None):
+        raise SpecError("A federated spec trains from the round's model, and only a federated spec does.")
+    params = params.per_round(spec.rounds)
     curve = params.curve()
     curve_fixed = fixed_curve(curve)
     eps = epsilon(curve_fixed, params.delta)
@@ -180,6 +188,8 @@ def train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
         model = build_model(spec, schema)
+    if start_from is not None:
+        load_arrays(model, start_from)  # WeightsError (public input) before any row is read
 
     with quiet():
         shape = frame.kinds_frame() if isinstance(frame, EncodedTable) else frame

@@ -28,7 +28,10 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeAlias
 
 from eth_utils import keccak
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, field_validator, model_serializer,
+    model_validator,
+)
 
 from exchange.datasets.schema import ColumnSchema, DatasetSchema
 from exchange.errors import SpecError
@@ -227,15 +230,18 @@ class ModelSpec(_Strict):
         except ValidationError as error:
             raise SpecError(_sentence(error)) from None
 
-    def to_json(self) -> bytes:
-        """The canonical JSON bytes of the spec (sorted keys, no whitespace, defaults in).
-
-        A single-dataset spec has no `federation` key at all, so its hash is the one it had
-        before federated jobs existed."""
-        data = self.model_dump(mode="json")
-        if self.federation is None:
+    @model_serializer(mode="wrap")
+    def _without_empty_federation(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A single-dataset spec has no `federation` key at all, so it hashes as it did
+        # before federated jobs existed.
+        data = handler(self)
+        if data.get("federation", 0) is None:
             del data["federation"]
-        return canonical_json(data)
+        return data
+
+    def to_json(self) -> bytes:
+        """The canonical JSON bytes of the spec (sorted keys, no whitespace, defaults in)."""
+        return canonical_json(self.model_dump(mode="json"))
 
     @property
     def rounds(self) -> int:
