@@ -60,7 +60,7 @@ class FlowerService:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+                _dies_with_parent(self.argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
                 start_new_session=True,  # one group: the service and what it starts stop together
             )  # fmt: skip
         deadline = time.monotonic() + timeout
@@ -92,6 +92,13 @@ class FlowerService:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def _dies_with_parent(argv: list[str]) -> list[str]:
+    """`argv` under util-linux's setpriv with a parent-death signal, so that a service never
+    outlives the process (thread) that started it, even one killed with SIGKILL."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
 
 
 def superlink(home: Path, env: dict[str, str] | None = None) -> tuple[FlowerService, int]:
