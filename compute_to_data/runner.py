@@ -58,7 +58,7 @@ from exchange.ml.spec import ModelSpec
 from exchange.ml.weights import export_weights, load_weights
 from exchange.owned import OwnedDatasets
 from exchange.policy import model_family_hash
-from exchange.provenance import ProvenanceRecord, record_hash, sha256_hex, sign
+from exchange.provenance import FederatedPartRecord, ProvenanceRecord, record_hash, sha256_hex, sign
 from exchange.storage import Cid, build_dag
 from exchange.units import DELTA_SCALE
 
@@ -145,6 +145,7 @@ class Runner:
         # compute_to_data.warm_sandbox).
         self._pool: JobPool[tuple[TrainingOutput, str]] = JobPool(self.workers, self._new_sandbox)
         self._training: dict[int, _Training] = {}
+        self._parts: dict[int, FederatedPartRecord] = {}  # federated parts trained, for their provenance
 
     @property
     def commitment_key(self) -> CommitmentKey | None:
@@ -391,6 +392,7 @@ class Runner:
         )  # fmt: skip
         try:
             result = part.run()
+            self._parts[job.job_id] = result.record
         except CoveError as error:
             raise JobRefused(
                 f"The federated job did not finish: {error} No model was released"
@@ -449,6 +451,7 @@ class Runner:
             weights_hash=sha256_hex(weights),
             weights_cid=str(weights_cid),
             accountant="rdp",
+            federation=self._parts.pop(job_id, None),
             **run,
         )
         signed = sign(record, self.client.session.account)

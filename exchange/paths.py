@@ -72,3 +72,8 @@ class HomeLayout:
     @property
     def runner(self) -> Path:
         return self._dir("runner")
+
+    @property
+    def federations(self) -> Path:
+        """The aggregator's side of federated jobs: its SuperLink's state, each round's model."""
+        return self._dir("federations")

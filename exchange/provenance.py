@@ -52,7 +52,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -139,6 +141,27 @@ class DpRecord(_Frozen):
     epochs: Uint64 = Field(gt=0)
 
 
+class FederatedPartRecord(_Frozen):
+    """A federated job's part: the rounds this runner trained, as the chain can check them.
+
+    `round_models[r]` is the digest of the model round r+1 started from (the federation's
+    initial digest, then each round's committed digest: `FederatedRounds.roundDigest`);
+    `updates[r]` the digest of what this runner sent in round r+1, one leaf of that round's
+    `updatesRoot`. Both are `exchange.federated.arrays.model_digest`s."""
+
+    federated_rounds: Address = Field(description="the FederatedRounds contract")
+    federation_id: int = Field(gt=0)
+    rounds: int = Field(gt=0)
+    round_models: tuple[Hash32, ...]
+    updates: tuple[Hash32, ...]
+
+    @model_validator(mode="after")
+    def _one_each_round(self) -> FederatedPartRecord:
+        if not len(self.round_models) == len(self.updates) == self.rounds:
+            raise ValueError("a federated part records one model and one update for each round")
+        return self
+
+
 class ProvenanceRecord(_Frozen):
     """One job's provenance. Field units are the chain's; see the module docstring."""
 
@@ -165,6 +188,16 @@ class ProvenanceRecord(_Frozen):
     public_rows: int = Field(gt=0, description="the dataset's public (DP) row count that set q")
     weights_hash: Hash32 = Field(description="0x sha256 of the PLAINTEXT safetensors file")
     weights_cid: CidText = Field(description="CIDv1 of the ENCRYPTED weights blob")
+    # A federated job's part (its weights are the last round's local model); absent otherwise,
+    # so a single-dataset record's canonical JSON and hash are what they always were.
+    federation: FederatedPartRecord | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_federation(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("federation", 0) is None:
+            del data["federation"]
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> ProvenanceRecord:

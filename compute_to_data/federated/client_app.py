@@ -8,8 +8,8 @@ never executed by a runner. Two mods wrap the training function:
   that fewer than two updates are summed;
 - Flower's `secaggplus_mod` masks the update, so the aggregator learns only the sum.
 
-The reply carries the DP-trained parameters (masked) and the public weight 1, never the
-number of rows read nor any metric.
+The reply carries the DP-trained parameters (masked), the public weight 1 and the update's
+digest; never the number of rows read nor any metric of the rows.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from exchange.federated.arrays import UPDATE_DIGEST, model_digest
 
 RoundTrainer = Callable[[int, str, list[np.ndarray]], list[np.ndarray]]
 """(round, model digest the round claims, the round's model) -> the DP-trained parameters."""
@@ -65,8 +67,11 @@ def make_client_app(train_round: RoundTrainer) -> Any:
         round_number = int(fit.config["round"])
         claimed = str(fit.config["model-digest"])
         updated = train_round(round_number, claimed, parameters_to_ndarrays(fit.parameters))
+        # The update's digest, a leaf of the round's on-chain updatesRoot (a hash of a DP
+        # release, so post-processing); its weight is the public constant 1.
+        digest = "0x" + model_digest(updated).hex()
         result = FitRes(status=Status(Code.OK, ""), parameters=ndarrays_to_parameters(updated), num_examples=1,
-                        metrics={})  # fmt: skip
+                        metrics={UPDATE_DIGEST: digest})  # fmt: skip
         return Message(compat.fitres_to_recorddict(result, keep_input=False), reply_to=message)
 
     return app

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from compute_to_data.sandbox import SandboxPolicy
 from exchange.errors import CoveError, SandboxError
 from exchange.federated.arrays import model_digest
 from exchange.federated.fab import fab_hash
+from exchange.provenance import FederatedPartRecord
 
 POLL_S = 1.0
 
@@ -47,8 +48,7 @@ class FederatedPart:
 
     output: TrainingOutput  # the last round's
     mechanism: str
-    rounds: int
-    update_digests: list[str] = field(default_factory=list)  # 0x model_digest of each round's update
+    record: FederatedPartRecord  # for the provenance record
 
 
 class Participation:
@@ -70,7 +70,8 @@ class Participation:
         self.done = 0
         self.rows_read = False
         self.last: tuple[TrainingOutput, str] | None = None
-        self.update_digests: list[str] = []
+        self.round_models: list[str] = []  # 0x digest of the model each round started from
+        self.update_digests: list[str] = []  # 0x digest of what this runner sent each round
         self._last_activity = time.monotonic()
         self._lock = threading.Lock()
 
@@ -95,6 +96,7 @@ class Participation:
             output = TrainingOutput.model_validate_json(result.output)
             update = _arrays_of(output, self.order)
             self.last = (output, result.mechanism)
+            self.round_models.append(claimed)
             self.update_digests.append("0x" + model_digest(update).hex())
             self.done = round_number
             self._last_activity = time.monotonic()
@@ -133,7 +135,11 @@ class Participation:
             raise CoveError(f"The federation committed its last round, but this runner trained {self.done} of "
                             f"{self.rounds}.")  # fmt: skip
         output, mechanism = self.last
-        return FederatedPart(output, mechanism, self.rounds, list(self.update_digests))
+        record = FederatedPartRecord(
+            federated_rounds=self.contract.address, federation_id=self.federation_id, rounds=self.rounds,
+            round_models=tuple(self.round_models), updates=tuple(self.update_digests),
+        )  # fmt: skip
+        return FederatedPart(output, mechanism, record)
 
     def _final_committed(self) -> bool:
         return self._committed_digest(self.rounds) != b"\x00" * 32

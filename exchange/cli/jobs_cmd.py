@@ -17,6 +17,10 @@ from exchange.cli.options import chain_command, AccountOption, HomeOption, JsonO
 from exchange.cli.output import console, print_json, success, table
 from exchange.errors import InputError, ProvenanceError
 
+MAX_ROUNDS = 100  # exchange.ml.spec.MAX_ROUNDS (that module imports pandas; `cove --help` must not)
+MAX_FEDERATION = 16  # FederatedRounds.MAX_JOBS
+WAIT_DEFAULT_S = 900  # `cove train --wait`
+
 if TYPE_CHECKING:
     from exchange.client import CoveClient
     from exchange.jobs import JobTicket
@@ -34,19 +38,43 @@ def _read_spec(path: Path):  # type: ignore[no-untyped-def]
 
 @chain_command
 def train(
-    dataset_id: int = typer.Option(..., "--dataset", help="Dataset id."),
+    dataset_ids: list[int] = typer.Option(
+        ..., "--dataset",
+        help="Dataset id; give it several times (--dataset 1 --dataset 2 ...) to train one model over them in --rounds.",
+    ),
     spec_file: Path = typer.Option(..., "--spec", help="Model spec (JSON)."),
+    rounds: int | None = typer.Option(
+        None, "--rounds", help=f"Federated rounds over several datasets (1 to {MAX_ROUNDS}); each trains the spec's epochs."
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait until the runner completes or fails the job."),
-    timeout: float = typer.Option(900, "--timeout", help="Seconds to wait with --wait."),
+    timeout: float | None = typer.Option(
+        None, "--timeout",
+        help="Seconds to wait with --wait \\[default: 900]; for a federated run, for the whole run \\[default: from the rounds and the timeouts].",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Where a federated run writes its model \\[default: federation-ID.safetensors]."
+    ),
+    join_timeout: float = typer.Option(120, "--join-timeout", help="Seconds a federated run waits for every runner to join."),
+    stage_timeout: float = typer.Option(120, "--stage-timeout", help="Seconds a federated round waits for the runners' replies."),
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Ask the dataset's runner to train a model: spends one credit, reserves the job's ε."""
+    """Ask the dataset's runner to train a model: spends one credit, reserves the job's ε.
+
+    With several --dataset and --rounds, this machine aggregates one model over all of them
+    (Flower with SecAgg+): one job and one credit per dataset, each charged for every round.
+    """
+    federated = _federated_arguments(dataset_ids, rounds)
+    spec = _read_spec(spec_file)
+    if federated:
+        _train_federated(dataset_ids, spec, rounds or 1, timeout, out, join_timeout, stage_timeout, home, rpc, account,
+                         json)  # fmt: skip
+        return
     from exchange.jobs import request_job, wait_for
 
-    spec = _read_spec(spec_file)
+    [dataset_id] = dataset_ids
     with console.status("connecting to the chain...") as progress:
         client = open_client(home, rpc, account)
         progress.update("pricing the job's privacy and requesting it...")
@@ -54,7 +82,7 @@ def train(
         status = None
         if wait:
             progress.update(f"job #{ticket.job_id}: waiting for the runner...")
-            status = wait_for(client, ticket.job_id, timeout=timeout).status
+            status = wait_for(client, ticket.job_id, timeout=WAIT_DEFAULT_S if timeout is None else timeout).status
         progress.update(f"job #{ticket.job_id}: computing its tight ε (information only)...")
         tight, why = _tight_figures(client, dataset_id, ticket)
     if json:
@@ -71,6 +99,68 @@ def train(
         console.print(f"  no tight ε: {escape(why or '')}", highlight=False)
     if status:
         console.print(f"job #{ticket.job_id} is {status}" + ("; get it with `cove fetch`" if status == "completed" else ""))
+
+
+def _federated_arguments(dataset_ids: list[int], rounds: int | None) -> bool:
+    """Whether `cove train` was asked for a federated run; InputError for arguments that do not fit."""
+    seen: set[int] = set()
+    for dataset_id in dataset_ids:
+        if dataset_id in seen:
+            raise InputError(f"Dataset #{dataset_id} is given twice; give each --dataset once.")
+        seen.add(dataset_id)
+    if rounds is not None and not 1 <= rounds <= MAX_ROUNDS:
+        raise InputError(f"--rounds must be between 1 and {MAX_ROUNDS}, not {rounds}.")
+    if len(dataset_ids) == 1:
+        if rounds is not None:
+            raise InputError(
+                "--rounds trains one model over several datasets; give two or more --dataset, or leave --rounds out."
+            )
+        return False
+    if rounds is None:
+        raise InputError(
+            f"Training over {len(dataset_ids)} datasets needs --rounds (1 to {MAX_ROUNDS}): how many federated rounds to run."
+        )
+    if len(dataset_ids) > MAX_FEDERATION:
+        raise InputError(f"A federation trains on at most {MAX_FEDERATION} datasets, not {len(dataset_ids)}.")
+    return True
+
+
+def _train_federated(
+    dataset_ids: list[int], spec: Any, rounds: int, timeout: float | None, out: Path | None, join_timeout: float,
+    stage_timeout: float, home: Path | None, rpc: str | None, account: str | None, json: bool,
+) -> None:  # fmt: skip
+    """`cove train --dataset A --dataset B ... --rounds R`: this machine is the aggregator."""
+    from exchange.federated.request import train_federated
+
+    with console.status("connecting to the chain...") as progress:
+        client = open_client(home, rpc, account)
+
+        def on_round(round_number: int, digest: bytes) -> None:
+            if not json:
+                console.print(f"  round {round_number}/{rounds} committed: model 0x{digest.hex()}", highlight=False)
+            progress.update(f"round {round_number}/{rounds} committed; training round {round_number + 1}..."
+                            if round_number < rounds else "every round committed; checking them...")  # fmt: skip
+
+        result = train_federated(
+            client, spec, dataset_ids, rounds, timeout=timeout, join_timeout=join_timeout, stage_timeout=stage_timeout,
+            on_round=on_round, on_status=progress.update,
+        )  # fmt: skip
+        target = out or Path(f"federation-{result.federation_id}.safetensors")
+        target.write_bytes(result.model_file())
+    if json:
+        print_json(result.to_dict() | {"model_file": str(target)})
+        return
+    ticket = result.ticket
+    rows = [[f"#{j.dataset_id}", f"#{j.job_id}", f"{j.epsilon:g}", f"{j.composed_epsilon:g}"] for j in ticket.jobs]
+    console.print(table(f"Federation #{ticket.federation_id}: {ticket.rounds} rounds, aggregated by {ticket.aggregator}",
+                        ["dataset", "job", "ε of the job", "dataset's ε spent"], rows))  # fmt: skip
+    digests = [[0, "0x" + ticket.initial_digest.hex()]]
+    digests += [[r, "0x" + d.hex()] for r, d in enumerate(result.round_digests, start=1)]
+    console.print(table("Model digests, each checked against the chain", ["round", "model digest"], digests))
+    success(
+        f"federation #{ticket.federation_id} trained {ticket.rounds} rounds over {len(ticket.jobs)} datasets "
+        f"(gas {ticket.gas_used:,}); model written to {target} (load it with exchange.ml.weights.load_model_file)"
+    )
 
 
 def _tight_figures(client: CoveClient, dataset_id: int, ticket: JobTicket) -> tuple[dict[str, Any] | None, str | None]:

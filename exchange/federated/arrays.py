@@ -17,6 +17,7 @@ from torch import nn
 from exchange.errors import WeightsError
 
 DIGEST_DOMAIN = b"cove.federated.model.v1"
+UPDATE_DIGEST = "update-digest"  # the one metric a runner reports: its update's digest (0x hex)
 
 
 def model_arrays(module: nn.Module) -> list[np.ndarray]:
@@ -56,3 +57,10 @@ def model_digest(arrays: Sequence[np.ndarray]) -> bytes:
         digest.update(struct.pack(f">{array.ndim}I", *array.shape))
         digest.update(array.tobytes())
     return digest.digest()
+
+
+def updates_root(digests: Sequence[bytes]) -> bytes:
+    """The Merkle root (OpenZeppelin's leaves and sorted pairs) of a round's update digests."""
+    from exchange.merkle import MerkleTree, bytes32_leaf
+
+    return MerkleTree([bytes32_leaf(d) for d in digests]).root

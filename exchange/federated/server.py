@@ -6,9 +6,10 @@ rounds and initial model digest), the jobs' spec. The aggregator's key reaches i
 environment of the aggregator's own process tree (`AGGREGATOR_KEY_ENV`), never through
 Flower's run config, which the SuperLink stores.
 
-What the aggregator sees: that a node took part, and the SecAgg+ sum of the updates (their
-average, since every runner reports the same public weight, 1). It never sees one runner's
-update, and no runner reports a metric or its row count.
+What the aggregator sees: that a node took part, the SecAgg+ sum of the updates (their
+average, since every runner reports the same public weight, 1) and each update's digest,
+whose Merkle root it commits with the round. It never sees one runner's update, and no
+runner reports its row count or any metric of its rows.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from exchange.errors import CoveError
-from exchange.federated.arrays import as_float32, model_arrays, model_digest
+from exchange.federated.arrays import UPDATE_DIGEST, as_float32, model_arrays, model_digest, updates_root
 from exchange.ml.model import build_model
 
 AGGREGATOR_KEY_ENV = "COVE_AGGREGATOR_KEY"
@@ -83,7 +84,7 @@ class RoundCommitter:
         self.rounds_dir = rounds_dir
         self.contract = client.session.contract("FederatedRounds", client.deployment.federated_rounds)
 
-    def commit(self, round_number: int, arrays: list[np.ndarray]) -> RoundRecord:
+    def commit(self, round_number: int, arrays: list[np.ndarray], updates: bytes) -> RoundRecord:
         digest = model_digest(arrays)
         if self.rounds_dir is not None:  # before the commitment: the model is never lost once committed
             self.rounds_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,7 @@ class RoundCommitter:
             with tmp.open("wb") as handle:
                 np.savez(handle, *arrays)
             tmp.replace(self.rounds_dir / f"round-{round_number}.npz")
-        function = self.contract.functions.commitRound(self.federation_id, round_number, digest, b"\x00" * 32)
+        function = self.contract.functions.commitRound(self.federation_id, round_number, digest, updates)
         receipt = self.client.session.transact(function)
         return RoundRecord(round_number, digest, receipt["transactionHash"].to_0x_hex())
 
@@ -129,7 +130,10 @@ def make_strategy(initial: list[np.ndarray], members: int, join_timeout: float, 
             if not results:
                 raise FederationError(f"Round {server_round} produced no aggregate ({len(failures)} failures).")
             aggregate = as_float32(parameters_to_ndarrays(results[0][1].parameters))
-            record = committer.commit(server_round, aggregate)
+            digests = [_update_digest(fit.metrics) for _, fit in results]
+            if None in digests:
+                raise FederationError(f"A runner's reply in round {server_round} carries no update digest.")
+            record = committer.commit(server_round, aggregate, updates_root(digests))  # type: ignore[arg-type]
             self.committed.append(record)
             log(INFO, "round %s committed: digest 0x%s, tx %s", server_round, record.digest.hex(), record.tx_hash)
             return ndarrays_to_parameters(aggregate), {}
@@ -186,6 +190,16 @@ def run_federation(grid: Any, context: Any) -> None:
         raise FederationError(
             f"Only {len(strategy.committed)} of the federation's {federation.rounds} rounds completed."
         )
+
+
+def _update_digest(metrics: dict[str, Any]) -> bytes | None:
+    text = metrics.get(UPDATE_DIGEST)
+    if not isinstance(text, str) or len(text) != 66 or not text.startswith("0x"):
+        return None
+    try:
+        return bytes.fromhex(text[2:])
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

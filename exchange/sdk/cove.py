@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,8 @@ from exchange.runner_process import RunnerProcess
 from exchange.sdk import display, ipython, ledger
 from exchange.sdk.dataset import Dataset
 from exchange.sdk.governance import Consortium
-from exchange.sdk.job import Job
+from exchange.sdk.job import Federation, Job
+from exchange.sdk.spec import spec_of
 
 log = logging.getLogger("cove.sdk")
 
@@ -409,6 +410,51 @@ class Cove:
     def job(self, job_id: int | Job) -> Job:
         """Job `job_id`, seen by this account."""
         return Job(self, job_id.id if isinstance(job_id, Job) else int(job_id))
+
+    def train(
+        self,
+        spec: Any,
+        dataset: int | Dataset | None = None,
+        *,
+        datasets: Sequence[int | Dataset] | None = None,
+        rounds: int | None = None,
+        deadline_hours: float = 24,
+        init_seed: int | None = None,
+        join_timeout: float = 120,
+        stage_timeout: float = 120,
+        timeout: float | None = None,
+        on_round: Callable[[int, bytes], None] | None = None,
+    ) -> Job | Federation:
+        """Trains `spec` on one dataset, or one model over several.
+
+        `train(spec, dataset=1)`: the same as `dataset(1).train(spec)`, a Job of the dataset's
+        runner (one credit, its ε reserved). `train(spec, datasets=[1, 2, 3], rounds=R)`: a
+        federated run that this machine aggregates (Flower's SecAgg+, every round's model
+        digest committed on-chain): one job and one credit per dataset, each dataset charged
+        ε for the spec's epochs in every one of the R rounds. It returns when the run is over,
+        with a Federation (`.model()`, `.id`, `.job_ids`, `.epsilons`, `.round_digests`);
+        the datasets' runners must be up to join it. `on_round(round, digest)` is told of
+        each committed round. Refused before anything is spent (one sentence) when the
+        datasets differ in the spec's columns or any dataset's policy refuses its job.
+        """
+        if datasets is None:
+            if dataset is None:
+                raise InputError("Give dataset= (one dataset) or datasets=[...] and rounds= (one model over several).")
+            if rounds is not None:
+                raise InputError("rounds= trains one model over several datasets; give them as datasets=[...].")
+            return self.dataset(dataset).train(spec, deadline_hours=deadline_hours)
+        if dataset is not None:
+            raise InputError("Give either dataset= or datasets=, not both.")
+        if rounds is None:
+            raise InputError("Training over several datasets needs rounds=: how many federated rounds to run.")
+        from exchange.federated.request import train_federated
+
+        ids = [d.id if isinstance(d, Dataset) else int(d) for d in datasets]
+        result = train_federated(
+            self.client, spec_of(spec), ids, int(rounds), init_seed=init_seed, join_timeout=join_timeout,
+            stage_timeout=stage_timeout, timeout=timeout, deadline_seconds=int(deadline_hours * 3600), on_round=on_round,
+        )  # fmt: skip
+        return Federation(self, result)
 
     # ------------------------------------------------------------------ the owner's runner
 

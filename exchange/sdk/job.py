@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +22,8 @@ from exchange.sdk.ipython import _get_ipython
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from exchange.federated.request import FederatedResult
 
     from exchange.sdk.cove import Cove
     from exchange.sdk.dataset import Dataset
@@ -383,3 +386,77 @@ class Job:
 
     def __repr__(self) -> str:
         return f"<Job #{self.id} on dataset #{self.dataset_id}>"
+
+
+class Federation:
+    """A federated run's outcome, seen by its data scientist: one model trained over several
+    owners' datasets in rounds (`Cove.train(spec, datasets=[...], rounds=R)`).
+
+    Every round's model digest was committed on-chain by the aggregator and checked here
+    against the model it kept; each dataset's job was charged ε for all its rounds.
+    """
+
+    def __init__(self, cove: Cove, result: FederatedResult):
+        self._cove = cove
+        self.result = result
+        self.ticket = result.ticket
+        self.id = result.federation_id
+
+    @property
+    def job_ids(self) -> tuple[int, ...]:
+        return self.result.job_ids
+
+    @property
+    def datasets(self) -> tuple[int, ...]:
+        return self.result.dataset_ids
+
+    @property
+    def rounds(self) -> int:
+        return self.ticket.rounds
+
+    @property
+    def epsilons(self) -> dict[int, float]:
+        """Each dataset's ε for its job (all local steps of all rounds), by dataset id."""
+        return self.ticket.epsilons
+
+    @property
+    def composed_epsilons(self) -> dict[int, float]:
+        """Each dataset's ε spent once its job was charged, by dataset id."""
+        return self.ticket.composed_epsilons
+
+    @property
+    def round_digests(self) -> tuple[bytes, ...]:
+        """Rounds 1..R's model digests, as committed on-chain (and recomputed from the models)."""
+        return self.result.round_digests
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [Job(self._cove, job_id) for job_id in self.job_ids]
+
+    def model(self) -> nn.Module:
+        """The last round's model (a torch module of the spec, on the datasets' shared schema)."""
+        return self.result.module
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Writes the model file (`exchange.ml.weights.load_model_file` loads it); returns its path."""
+        target = Path(path) if path is not None else Path(f"federation-{self.id}.safetensors")
+        target.write_bytes(self.result.model_file())
+        return target
+
+    def _pairs(self) -> list[tuple[str, Any]]:
+        pairs: list[tuple[str, Any]] = [
+            ("federation", f"#{self.id}"),
+            ("rounds", self.rounds),
+            ("aggregator", self.ticket.aggregator),
+        ]
+        pairs += [(f"dataset #{j.dataset_id}", f"job #{j.job_id}, ε {j.epsilon:g} (dataset's ε spent {j.composed_epsilon:g})")
+                  for j in self.ticket.jobs]  # fmt: skip
+        pairs += [(f"round {r}", "0x" + d.hex()) for r, d in enumerate(self.round_digests, start=1)]
+        return pairs
+
+    def _repr_html_(self) -> str:
+        return display.fields(self._pairs(), caption=f"Federation #{self.id}")
+
+    def __repr__(self) -> str:
+        datasets = ", ".join(f"#{d}" for d in self.datasets)
+        return f"<Federation #{self.id}: {self.rounds} rounds over datasets {datasets}>"

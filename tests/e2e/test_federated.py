@@ -1,48 +1,268 @@
-"""Spike: three in-process runners, one aggregator, a real federation on anvil."""
+"""A federated job between strangers: three hospitals, their three runners, one data scientist.
+
+Each hospital publishes from its own home; each runner is `cove runner start` in its own
+process and home, holding only its hospital's file and key; the data scientist (the SDK in
+this process, a home of its own) is also the aggregator: a Flower SuperLink on 127.0.0.1
+and Cove's ServerApp. The runners dial the SuperLink, train each round in their sandbox,
+and SecAgg+ sums their updates; the chain records every round's model digest, and each
+runner checks the model it is sent against it.
+
+The hospitals hold a non-IID split of one population: young non-smokers, smokers, older
+non-smokers. No single hospital can learn what smoking does to the diagnosis and also how
+age does; the federated model, trained over all three, beats each hospital's own model on
+held-out patients of all three kinds.
+"""
+
 from __future__ import annotations
-import secrets, threading, time
+
+import os
+import signal
+from decimal import ROUND_UP, Decimal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
-from compute_to_data.runner import Runner, RunnerLimits
+import torch
+from opacus.accountants import RDPAccountant
+
+from conftest import write_schema
+from exchange.accounts import dev_account
 from exchange.catalog import dataset_view
-from exchange.federated.aggregator import Aggregator
+from exchange.chain.anvil import LocalChain, free_loopback_port
+from exchange.client import CoveClient
+from exchange.datasets.dp_count import DEFAULT_COUNT_NOISE
+from exchange.datasets.schema import DatasetSchema
+from exchange.errors import PrivacyError
 from exchange.federated.arrays import model_digest
-from exchange.federated.server import RunSettings, initial_arrays, read_federation
-from exchange.jobs import job_info, request_job
+from exchange.federated.request import train_federated
+from exchange.federated.server import read_federation
+from exchange.jobs import fetch_result, job_info, request_job
 from exchange.market import buy_credits
-from exchange.ml.spec import FederationSpec
-from test_compute_jobs import make_spec, publish
+from exchange.ml.accounting import ORDERS, DpParams
+from exchange.ml.model import encode_features, encode_target
+from exchange.ml.spec import FederationSpec, ModelSpec
+from exchange.ml.weights import load_weights
+from exchange.paths import HomeLayout
+from exchange.policy_update import set_policy
+from test_across_machines import cove_cli
+from test_compute_jobs import DELTA, raw_request, reverted, signal_table, spec_dict
 
 pytestmark = pytest.mark.chain
 
-def test_three_owner_federation(client_for, chain, tmp_path: Path) -> None:
-    owners = [client_for(i) for i in range(3)]
-    buyer = client_for(3)
-    datasets = [publish(o, tmp_path, f"h{i}", rows=300, seed=10 + i, budget="20", per_job_cap="5", free_cap=5) for i, o in enumerate(owners)]
-    for d in datasets:
-        buy_credits(buyer, d, 1)
-    with Aggregator(tmp_path / "agg", buyer.session.account.key.hex()) as agg:
-        spec = make_spec(epochs=1).model_copy(update={"federation": FederationSpec(rounds=2, superlink=agg.fleet_address)})
-        jobs = [request_job(buyer, d, spec).job_id for d in datasets]
-        schema = dataset_view(buyer, datasets[0]).metadata.schema_
-        seed = 7
-        digest = model_digest(initial_arrays(spec, schema, seed))
-        fr = buyer.session.contract("FederatedRounds", buyer.deployment.federated_rounds)
-        buyer.session.transact(fr.functions.open(jobs, buyer.session.sender, 2, digest))
-        fed_id = 1
-        runners = [Runner(o, RunnerLimits(device="cpu", allow_unsandboxed=True, wall_seconds=300, workers=1, federated_idle_seconds=120)) for o in owners]
-        stop = threading.Event()
-        threads = [threading.Thread(target=r.run, kwargs={"interval": 0.5, "stop": stop.is_set}, daemon=True) for r in runners]
-        for t in threads: t.start()
-        run_id = agg.submit(RunSettings(rpc=chain.rpc_url, hub=buyer.deployment.cove, federation_id=fed_id, init_seed=seed, join_timeout=120, stage_timeout=120))
-        status = agg.wait(run_id, 400)
-        print(agg.server_log(run_id)[-4000:])
-        assert status.completed, status
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and any(job_info(buyer, j).status != "completed" for j in jobs):
-            time.sleep(1)
-        stop.set()
-        for t in threads: t.join(60)
-        print([job_info(buyer, j).status for j in jobs])
-        assert [job_info(buyer, j).status for j in jobs] == ["completed"] * 3
-        assert read_federation(buyer, fed_id).committed == 2
+HOSPITALS = 3
+ROWS = 1000  # per hospital
+LOCAL_EPOCHS = 2  # each round's
+SCIENTIST = dev_account(4)
+
+
+def hospital_slices(seed: int) -> list[pd.DataFrame]:
+    """Young non-smokers, smokers, older non-smokers: one population, split by who goes where."""
+    people = signal_table(ROWS * 8, seed)
+    young, old = people[~people.smoker & (people.age < 50)], people[~people.smoker & (people.age >= 50)]
+    return [young.head(ROWS), people[people.smoker].head(ROWS), old.head(ROWS)]
+
+
+class RunnerProcess:
+    """`cove runner start` for one hospital, in its own process and home."""
+
+    def __init__(self, home: Path, rpc: str, hub: str, account: str, data: Path, key: Path):
+        self.home, self.rpc, self.hub, self.account, self.data, self.key = home, rpc, hub, account, data, key
+        self.address = dev_account(int(account.removeprefix("dev"))).address
+        self.log = home.parent / f"{home.name}.log"
+        self.start()
+
+    def start(self) -> None:
+        self.url = f"http://127.0.0.1:{free_loopback_port()}"
+        command = [
+            sys.executable, "-m", "exchange.cli", "runner", "start", "--home", str(self.home), "--rpc", self.rpc,
+            "--hub", self.hub, "--account", self.account, "--listen", self.url.removeprefix("http://"),
+            "--public-url", self.url, "--data", str(self.data), "--commitment-key", str(self.key),
+            "--interval", "0.3",
+        ]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COVE_")}
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env,
+                                            start_new_session=True)  # fmt: skip
+
+    def wait_until_announced(self, client: CoveClient, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while client.endpoint_of(self.address) != self.url:
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL, as a power cut would: no clean-up runs."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(60)
+
+
+@dataclass
+class Market:
+    rpc: str
+    hub: str
+    datasets: list[int]
+    runners: list[RunnerProcess]
+    scientist: CoveClient
+    schema: DatasetSchema
+    held_out: pd.DataFrame
+
+
+@pytest.fixture
+def market(tmp_path: Path) -> Iterator[Market]:
+    chain = LocalChain(HomeLayout(tmp_path / "chain-host").chain)
+    info, _ = chain.up()
+    rpc = info.rpc_url
+    hub = cove_cli(tmp_path / "hospital-0", "deploy", rpc=rpc)["cove"]
+    datasets, runners = [], []
+    try:
+        scientist = CoveClient.open(rpc, SCIENTIST, tmp_path / "scientist", hub=hub)
+        slices = hospital_slices(seed=31)
+        for i, rows in enumerate(slices):  # each runner on its hospital's premises, started at once
+            premises = tmp_path / f"premises-{i}"
+            premises.mkdir()
+            rows.to_csv(premises / "patients.csv", index=False)
+            key = premises / "commitment.key"  # the hospital will hand its runner a copy of its key
+            runners.append(RunnerProcess(tmp_path / f"runner-{i}", rpc, hub, f"dev{5 + i}", premises / "patients.csv", key))
+        for i, runner in enumerate(runners):
+            runner.wait_until_announced(scientist)
+            home, premises = tmp_path / f"hospital-{i}", tmp_path / f"premises-{i}"
+            schema = write_schema(premises / "patients.schema.json")  # declared from public knowledge
+            published = cove_cli(
+                home, "publish", str(premises / "patients.csv"), "--name", f"Hospital {i}", "--schema", str(schema),
+                "--budget", "12", "--per-job-cap", "8", "--free-cap", "5", "--runner", runner.address,
+                "--account", f"dev{i}", rpc=rpc, hub=hub,
+            )  # fmt: skip
+            datasets.append(published["dataset_id"])
+            runner.key.write_bytes(HomeLayout(home).commitment_key.read_bytes())
+        schema_ = dataset_view(scientist, datasets[0]).metadata.schema_
+        held_out = pd.concat(hospital_slices(seed=77))  # new patients of all three kinds
+        yield Market(rpc, hub, datasets, runners, scientist, schema_, held_out)
+    finally:
+        for runner in runners:
+            runner.stop()
+        chain.down()
+
+
+def spec(epsilon: float, epochs: int = LOCAL_EPOCHS) -> ModelSpec:
+    return ModelSpec.parse(spec_dict(epochs=epochs, epsilon=epsilon, hidden=8) | {"learning_rate": 0.1})
+
+
+def accuracy(module: torch.nn.Module, model_spec: ModelSpec, schema: DatasetSchema, rows: pd.DataFrame) -> float:
+    features = encode_features(model_spec, schema, rows)
+    targets, _ = encode_target(model_spec, schema, rows, fill_missing=True)
+    with torch.no_grad():
+        return float((module(features).argmax(dim=1) == targets).float().mean())
+
+
+def ledger_epsilon(client: CoveClient, dataset_id: int) -> float:
+    return client.session.call(client.jobs.functions.composedEpsilon(dataset_id)) / 1e6
+
+
+def test_three_hospitals_train_one_model_that_beats_each_of_theirs(market: Market, tmp_path: Path) -> None:
+    scientist, rounds = market.scientist, 3
+    for dataset_id in market.datasets:
+        buy_credits(scientist, dataset_id, 3)
+    federated_spec = spec(epsilon=3.0)
+    result = train_federated(
+        scientist, federated_spec, market.datasets, rounds, home_dir=tmp_path / "scientist" / "aggregator",
+        aggregator_key=SCIENTIST.key.hex(), join_timeout=120, stage_timeout=120,
+    )  # fmt: skip
+
+    # Every job completed by its own runner; every round's model is on-chain, in order.
+    federation = read_federation(scientist, result.federation_id)
+    assert federation.committed == rounds and list(federation.jobs) == list(result.job_ids)
+    assert [job_info(scientist, j).status for j in result.job_ids] == ["completed"] * HOSPITALS
+    assert [job_info(scientist, j).runner for j in result.job_ids] == [r.address for r in market.runners]
+    assert len(result.round_digests) == rounds
+    assert model_digest([p.detach().numpy() for p in result.module.parameters()]) == result.round_digests[-1]
+
+    # Each ledger holds the count released at publish and every local step of every round:
+    # Opacus' accountant over the rounds' steps gives the same ε.
+    committed_spec = federated_spec.model_copy(
+        update={"federation": FederationSpec(rounds=rounds, superlink="127.0.0.1:1")}
+    )
+    for dataset_id in market.datasets:
+        rows = dataset_view(scientist, dataset_id).rows
+        per_round = DpParams.for_spec(committed_spec, rows).per_round(rounds)
+        accountant = RDPAccountant()
+        accountant.history = [(per_round.noise_multiplier, per_round.sample_rate, per_round.steps)] * rounds
+        accountant.history.append((DEFAULT_COUNT_NOISE, 1.0, 1))  # the DP row count, charged at publish
+        expected = accountant.get_epsilon(delta=DELTA, alphas=list(ORDERS))
+        assert expected - 1e-12 <= ledger_epsilon(scientist, dataset_id) <= expected + 1e-6
+
+    # Each hospital alone, with the same per-dataset ε: each single-owner model is worse than
+    # the federated one on patients of all three kinds.
+    alone = []
+    single = spec(epsilon=3.0, epochs=rounds * LOCAL_EPOCHS)  # as many epochs as a part, the same ε
+    jobs = [request_job(scientist, d, single).job_id for d in market.datasets]
+    deadline = time.monotonic() + 300
+    while any(job_info(scientist, j).status != "completed" for j in jobs):
+        assert time.monotonic() < deadline and all(job_info(scientist, j).status != "failed" for j in jobs)
+        time.sleep(0.5)
+    for job_id in jobs:
+        fetched = fetch_result(scientist, job_id)
+        alone.append(accuracy(load_weights(fetched.spec, market.schema, fetched.weights), fetched.spec,
+                              market.schema, market.held_out))  # fmt: skip
+    together = accuracy(result.module, federated_spec, market.schema, market.held_out)
+    print(f"held-out accuracy: federated {together:.3f}, each hospital alone {[round(a, 3) for a in alone]}")
+    assert together > max(alone) + 0.03, (together, alone)
+
+    # A fourth round would take hospital 0 over its budget (its owner lowers it to what is
+    # spent): the request is refused, naming it, before anything is spent; sent straight to
+    # the chain, it reverts.
+    owner = CoveClient.open(market.rpc, dev_account(0), tmp_path / "hospital-0", hub=market.hub)
+    first = market.datasets[0]
+    spent = ledger_epsilon(scientist, first)
+    terms = dataset_view(owner, first).policy
+    spent_budget = Decimal(str(spent)).quantize(Decimal("0.01"), ROUND_UP)
+    set_policy(owner, first, terms.model_copy(update={"budget": spent_budget, "per_job_cap": spent_budget}))
+    before = [ledger_epsilon(scientist, d) for d in market.datasets]
+    with pytest.raises(PrivacyError, match=rf"Dataset #{first} has not enough privacy budget left"):
+        train_federated(
+            scientist, federated_spec, market.datasets, rounds + 1,
+            home_dir=tmp_path / "scientist" / "aggregator-2", aggregator_key=SCIENTIST.key.hex(),
+        )  # fmt: skip
+    fourth = federated_spec.model_copy(update={"federation": FederationSpec(rounds=rounds + 1, superlink="a:1")})
+    assert reverted(raw_request, scientist, first, fourth).error_name == "BudgetExceeded"
+    assert [ledger_epsilon(scientist, d) for d in market.datasets] == before
+
+
+def test_a_runner_killed_mid_federation_fails_its_job_and_the_others_finish(market: Market, tmp_path: Path) -> None:
+    scientist, rounds, victim = market.scientist, 2, market.runners[2]
+    for dataset_id in market.datasets:
+        buy_credits(scientist, dataset_id, 1)
+    before = ledger_epsilon(scientist, market.datasets[2])
+
+    def on_round(round_number: int, digest: bytes) -> None:
+        if round_number == 1:  # round 1 is committed: round 2 starts without the victim
+            victim.kill()
+
+    result = train_federated(
+        scientist, spec(epsilon=3.0), market.datasets, rounds, home_dir=tmp_path / "scientist" / "aggregator",
+        aggregator_key=SCIENTIST.key.hex(), join_timeout=120, stage_timeout=20, on_round=on_round,
+    )  # fmt: skip
+    assert read_federation(scientist, result.federation_id).committed == rounds  # SecAgg+ went on with two
+    victim.start()  # restarted, it fails the job it had been training: nothing runs twice
+    victim_job = result.job_ids[2]
+    deadline = time.monotonic() + 120
+    while job_info(scientist, victim_job).status != "failed":
+        assert time.monotonic() < deadline, victim.log.read_text()[-3000:]
+        time.sleep(0.5)
+    assert [job_info(scientist, j).status for j in result.job_ids[:2]] == ["completed", "completed"]
+    # Its rows had been read in round 1: the charge stays, and the credit comes back.
+    assert ledger_epsilon(scientist, market.datasets[2]) > before
+    token = scientist.datatoken(scientist.session.call(scientist.cove.functions.datasetOf(market.datasets[2]))[2])
+    assert scientist.session.call(token.functions.balanceOf(scientist.session.sender)) > 0
+    assert np.isfinite([p.detach().numpy().sum() for p in result.module.parameters()]).all()
