@@ -112,6 +112,7 @@ def make_strategy(initial: list[np.ndarray], members: int, join_timeout: float, 
                 accept_failures=True,
             )  # fmt: skip
             self.committed: list[RoundRecord] = []
+            self.left_out: set[int] = set()  # node ids that missed a round's setup: out for good
 
         def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> list[tuple[Any, Any]]:
             if server_round == 1 and not client_manager.wait_for(members, timeout=int(join_timeout)):
@@ -119,7 +120,7 @@ def make_strategy(initial: list[np.ndarray], members: int, join_timeout: float, 
                     f"Only {client_manager.num_available()} of the federation's {members} runners joined within "
                     f"{join_timeout:g} s."
                 )
-            clients = list(client_manager.all().values())
+            clients = [c for c in client_manager.all().values() if c.node_id not in self.left_out]
             if len(clients) < 2:
                 raise FederationError(f"Round {server_round} has {len(clients)} runner left; SecAgg+ needs two.")
             digest = model_digest(parameters_to_ndarrays(parameters))
@@ -144,11 +145,55 @@ def make_strategy(initial: list[np.ndarray], members: int, join_timeout: float, 
     return CommittingFedAvg()
 
 
+def make_secure_fit(strategy: Any, stage_timeout: float) -> Any:
+    """Flower's SecAgg+ workflow, restarted among the rest when a runner misses a round's setup.
+
+    SecAgg+ recovers a runner that drops out after the keys are shared (its masks are rebuilt
+    from the others' shares), but a runner that never answers the setup leaves too few shares
+    of the others' secrets when only two remain, and the round would be lost after every
+    runner had trained. So a round goes on past its setup only if every runner sampled
+    answered it; otherwise the silent ones are left out and the round starts again. Nothing
+    has been trained at that point: each runner trains once per round, in the stage after.
+    """
+    from flwr.server.workflow import SecAggPlusWorkflow
+    from flwr.supercore import log
+
+    class SetupCheckedSecAggPlus(SecAggPlusWorkflow):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(
+                num_shares=1.0,  # every runner holds a share of every other's keys
+                reconstruction_threshold=0.5,  # half of them: one of three may drop out after the setup
+                max_weight=1.0,  # every runner reports weight 1 (never its row count)
+                timeout=stage_timeout,
+            )
+            self.restart = False
+
+        def setup_stage(self, grid: Any, context: Any, state: Any) -> bool:
+            if not super().setup_stage(grid, context, state):
+                return False
+            silent = set(state.sampled_node_ids) - set(state.active_node_ids)
+            if silent:
+                strategy.left_out |= silent
+                self.restart = True
+                log(INFO, "%s runner(s) missed the setup; the round starts again without them", len(silent))
+                return False
+            return True
+
+        def __call__(self, grid: Any, context: Any) -> None:
+            while True:  # each restart leaves one runner out at least: bounded by their number
+                self.restart = False
+                super().__call__(grid, context)
+                if not self.restart:
+                    return
+
+    return SetupCheckedSecAggPlus()
+
+
 def run_federation(grid: Any, context: Any) -> None:
     """The ServerApp's main: read the federation on-chain, then run its rounds."""
     from eth_account import Account
     from flwr.server import LegacyContext, ServerConfig
-    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+    from flwr.server.workflow import DefaultWorkflow
 
     from exchange.catalog import dataset_view
     from exchange.client import CoveClient
@@ -177,14 +222,7 @@ def run_federation(grid: Any, context: Any) -> None:
     committer = RoundCommitter(client, settings.federation_id, where)
     strategy = make_strategy(initial, len(federation.jobs), settings.join_timeout, committer)
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=federation.rounds), strategy=strategy)
-    workflow = DefaultWorkflow(
-        fit_workflow=SecAggPlusWorkflow(
-            num_shares=1.0,  # every member holds a share of every other's keys
-            reconstruction_threshold=0.5,  # two of three: one runner may drop out of a round
-            max_weight=1.0,  # every runner reports weight 1 (never its row count)
-            timeout=settings.stage_timeout,
-        )
-    )
+    workflow = DefaultWorkflow(fit_workflow=make_secure_fit(strategy, settings.stage_timeout))
     workflow(grid, legacy)
     if len(strategy.committed) != federation.rounds:
         raise FederationError(
