@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -49,6 +50,9 @@ OCEAN = {
     "accept (runner claims)": ("217k (claim)", None),
     "complete": ("217k (claim)", 150_000),
     "set endpoint (a runner announces its URL)": ("n/a", None),
+    "federation: open (3 jobs)": ("n/a", None),
+    "federation: commit a round (model digest + updates root)": ("n/a", None),
+    "federation: commit a round (model digest only)": ("n/a", None),
     "governance: propose (set policy)": ("n/a", None),
     "governance: vote": ("n/a", None),
     "governance: queue": ("n/a", None),
@@ -93,6 +97,7 @@ def measure(home: Path) -> dict[str, int]:
         terms = parse_terms(price="6", payment_token=token, budget="9", per_job_cap="2")
         tx_hash, _ = set_policy(client[0], open_id, terms)
         gas["policy update"] = int(client[0].session.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])
+        gas.update(_federation_gas(home, client))  # before _job_gas sets the owner's endpoint
         gas.update(_job_gas(client[0], client[2], open_id, home))
         gas.update(_governance_gas(home, client, open_id))
         return gas
@@ -150,6 +155,41 @@ def _job_gas(owner: CoveClient, buyer: CoveClient, dataset_id: int, home: Path) 
         "set endpoint (a runner announces its URL)": int(
             owner.session.transact(owner.cove.functions.setEndpoint("https://hospital.example/cove"))["gasUsed"]
         ),
+    }
+
+
+def _federation_gas(home: Path, client: dict[int, CoveClient]) -> dict[str, int]:
+    """A federation of three jobs opened by their buyer, then its aggregator's round commits:
+    one transaction per round whatever the number of runners (no Flower needed for gas)."""
+    from exchange.federated.arrays import model_digest, updates_root
+    from exchange.federated.request import request_federation
+    from exchange.ml.spec import ModelSpec
+
+    owner, buyer = client[0], client[4]
+    ids = []
+    for seed in (11, 12, 13):
+        path = home / f"federated-{seed}.csv"
+        make_table(rows=300, seed=seed).to_csv(path, index=False)
+        terms = parse_terms(price="0", free_cap=5, budget="8", per_job_cap="3")
+        ids.append(publish_dataset(owner, path, name=f"hospital {seed}", terms=terms, schema=PATIENTS_SCHEMA).dataset_id)
+        buy_credits(buyer, ids[-1], 1)
+    spec = ModelSpec.parse({
+        "task": "classification", "features": ["age", "bmi", "smoker"], "target": "diagnosis",
+        "layers": [{"type": "Linear", "out_features": 2}], "loss": "cross_entropy", "optimizer": "sgd",
+        "learning_rate": 0.1, "expected_batch_size": 50, "epochs": 1,
+        "dp": {"target_epsilon": 1.0, "delta": 1e-5, "max_grad_norm": 1.0},
+        "federation": {"rounds": 2, "superlink": "127.0.0.1:9092"},
+    })  # fmt: skip
+    ticket = request_federation(buyer, spec, ids, init_seed=1)
+    rounds = buyer.session.contract("FederatedRounds", buyer.deployment.federated_rounds)
+    digest = model_digest([np.ones(3, dtype=np.float32)])
+    root = updates_root([model_digest([np.full(3, i, dtype=np.float32)]) for i in range(3)])
+    with_root = buyer.session.transact(rounds.functions.commitRound(ticket.federation_id, 1, digest, root))
+    digest_only = buyer.session.transact(rounds.functions.commitRound(ticket.federation_id, 2, digest, b"\x00" * 32))
+    return {
+        "federation: open (3 jobs)": ticket.open_gas_used,
+        "federation: commit a round (model digest + updates root)": int(with_root["gasUsed"]),
+        "federation: commit a round (model digest only)": int(digest_only["gasUsed"]),
     }
 
 

@@ -56,6 +56,12 @@ def train(
     ),
     join_timeout: float = typer.Option(120, "--join-timeout", help="Seconds a federated run waits for every runner to join."),
     stage_timeout: float = typer.Option(120, "--stage-timeout", help="Seconds a federated round waits for the runners' replies."),
+    listen: str | None = typer.Option(
+        None, "--listen", help="HOST:PORT the federated run's Flower SuperLink binds \\[default: 127.0.0.1, a free port].",
+    ),
+    public_address: str | None = typer.Option(
+        None, "--public-address", help="HOST:PORT the runners dial to join \\[default: the --listen address].",
+    ),
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,
@@ -63,14 +69,15 @@ def train(
 ) -> None:
     """Ask the dataset's runner to train a model: spends one credit, reserves the job's ε.
 
-    With several --dataset and --rounds, this machine aggregates one model over all of them
-    (Flower with SecAgg+): one job and one credit per dataset, each charged for every round.
+    With several --dataset and --rounds, this machine aggregates one model over all of them (Flower with SecAgg+): one job and one credit per dataset, each charged for every round.
     """
     federated = _federated_arguments(dataset_ids, rounds)
     spec = _read_spec(spec_file)
     if federated:
-        _train_federated(dataset_ids, spec, rounds or 1, timeout, out, join_timeout, stage_timeout, home, rpc, account,
-                         json)  # fmt: skip
+        _train_federated(
+            dataset_ids, spec, rounds or 1, out, home, rpc, account, json, timeout=timeout, join_timeout=join_timeout,
+            stage_timeout=stage_timeout, listen=listen, public_address=public_address,
+        )  # fmt: skip
         return
     from exchange.jobs import request_job, wait_for
 
@@ -126,8 +133,8 @@ def _federated_arguments(dataset_ids: list[int], rounds: int | None) -> bool:
 
 
 def _train_federated(
-    dataset_ids: list[int], spec: Any, rounds: int, timeout: float | None, out: Path | None, join_timeout: float,
-    stage_timeout: float, home: Path | None, rpc: str | None, account: str | None, json: bool,
+    dataset_ids: list[int], spec: Any, rounds: int, out: Path | None, home: Path | None, rpc: str | None,
+    account: str | None, json: bool, **run: Any,
 ) -> None:  # fmt: skip
     """`cove train --dataset A --dataset B ... --rounds R`: this machine is the aggregator."""
     from exchange.federated.request import train_federated
@@ -142,8 +149,7 @@ def _train_federated(
                             if round_number < rounds else "every round committed; checking them...")  # fmt: skip
 
         result = train_federated(
-            client, spec, dataset_ids, rounds, timeout=timeout, join_timeout=join_timeout, stage_timeout=stage_timeout,
-            on_round=on_round, on_status=progress.update,
+            client, spec, dataset_ids, rounds, on_round=on_round, on_status=progress.update, **run,
         )  # fmt: skip
         target = out or Path(f"federation-{result.federation_id}.safetensors")
         target.write_bytes(result.model_file())

@@ -35,7 +35,10 @@ class RunStatus:
 class Aggregator:
     """One SuperLink and the runs submitted to it, in the aggregator's `home` directory."""
 
-    def __init__(self, home: Path, aggregator_key: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, aggregator_key: str, env: dict[str, str] | None = None, *,
+                 listen: str | None = None, public_address: str | None = None) -> None:  # fmt: skip
+        """`listen`: host:port the SuperLink binds (default 127.0.0.1 and a free port);
+        `public_address`: host:port runners dial (default the bound address)."""
         import os
 
         self.home = home
@@ -48,12 +51,23 @@ class Aggregator:
             AGGREGATOR_KEY_ENV: aggregator_key, ROUNDS_DIR_ENV: str(self.rounds_dir), "FLWR_HOME": str(self.flwr_home),
         }  # fmt: skip
         self.service: FlowerService | None = None
+        self.listen = listen
+        self.public_address = public_address
         self.port = 0
 
     @property
     def fleet_address(self) -> str:
         """Where runners' SuperNodes connect."""
-        return f"127.0.0.1:{self.port}"
+        return self.public_address or f"{self._host}:{self.port}"
+
+    @property
+    def _host(self) -> str:
+        return self.listen.rpartition(":")[0] if self.listen else "127.0.0.1"
+
+    @property
+    def _local_host(self) -> str:
+        """Where this machine reaches the SuperLink (`flwr run`, the ServerApp)."""
+        return "127.0.0.1" if self._host in ("0.0.0.0", "::", "") else self._host
 
     def __enter__(self) -> Aggregator:
         self.start()
@@ -64,12 +78,13 @@ class Aggregator:
 
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        self.service, self.port = superlink(self.home, self.env)
+        port = int(self.listen.rpartition(":")[2]) if self.listen else None
+        self.service, self.port = superlink(self.home, self.env, self._host, port)
         self.service.start()
         self.flwr_home.mkdir(parents=True, exist_ok=True)
         (self.flwr_home / "config.toml").write_text(
             f'[superlink]\ndefault = "{SUPERLINK_NAME}"\n\n'
-            f'[superlink.{SUPERLINK_NAME}]\naddress = "127.0.0.1:{self.port}"\ninsecure = true\n'
+            f'[superlink.{SUPERLINK_NAME}]\naddress = "{self._local_host}:{self.port}"\ninsecure = true\n'
         )
 
     def stop(self) -> None:

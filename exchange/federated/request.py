@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from web3.logs import DISCARD
 
 from exchange.catalog import DatasetView, dataset_view
@@ -423,6 +424,8 @@ def train_federated(
     init_seed: int | None = None,
     join_timeout: float = 120,
     stage_timeout: float = 120,
+    listen: str | None = None,
+    public_address: str | None = None,
     timeout: float | None = None,
     deadline_seconds: int = DEFAULT_DEADLINE_S,
     on_round: RoundCallback | None = None,
@@ -435,6 +438,8 @@ def train_federated(
     checks each round's model against its on-chain digest and returns the last one.
 
     `aggregator_key`: the account that commits the rounds (default: the client's own).
+    `listen`: host:port the SuperLink binds (default 127.0.0.1, a free port); `public_address`:
+    host:port the runners dial, written into the spec (default: the bound address).
     `timeout`: seconds for the Flower run in all (default: from the join and stage timeouts).
     `on_round(round, digest)` is called as each round is committed on-chain; `on_status(text)`
     at each stage. Refusals come before the SuperLink starts, and before anything is spent.
@@ -446,6 +451,9 @@ def train_federated(
 
     status = on_status or (lambda text: None)
     check_rounds(rounds)
+    for address, what in ((listen, "--listen"), (public_address, "--public-address")):
+        if address is not None:
+            _check_host_port(address, what)
     seed = secrets.randbits(32) if init_seed is None else int(init_seed)
     if aggregator_key is None:
         account = client.session.account
@@ -467,7 +475,7 @@ def train_federated(
 
     status("starting the aggregator's SuperLink...")
     home = home_dir if home_dir is not None else client.home.federations
-    with Aggregator(Path(home), aggregator_key) as agg:
+    with Aggregator(Path(home), aggregator_key, listen=listen, public_address=public_address) as agg:
         federated = spec.model_copy(
             update={"federation": FederationSpec(rounds=rounds, superlink=agg.fleet_address)}
         )
@@ -499,6 +507,13 @@ def train_federated(
 
     module = load_arrays(build_model(federated, schema), final)
     return FederatedResult(ticket, federated, schema, module, digests, roots, run_id, rounds_dir, log)
+
+
+def _check_host_port(address: str, what: str) -> None:
+    try:
+        FederationSpec(rounds=1, superlink=address)
+    except ValidationError:
+        raise InputError(f"{what} must be HOST:PORT (e.g. 0.0.0.0:9092), not {address!r}.") from None
 
 
 def _watch(client: CoveClient, agg: Any, run_id: int, ticket: FederationTicket, timeout: float, poll: float,

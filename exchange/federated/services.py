@@ -34,18 +34,20 @@ def flower_command(name: str) -> str:
     return found
 
 
-def port_open(port: int) -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        return probe.connect_ex((host, port)) == 0
 
 
 class FlowerService:
     """One Flower process; `ports` are the loopback ports it must open before it counts as up."""
 
     def __init__(self, name: str, argv: list[str], ports: list[int], log_file: Path,
-                 env: dict[str, str] | None = None, flwr_home: Path | None = None) -> None:  # fmt: skip
+                 env: dict[str, str] | None = None, flwr_home: Path | None = None,
+                 host: str = "127.0.0.1") -> None:  # fmt: skip
         self.name = name
+        self.host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         self.argv = argv
         self.ports = ports
         self.log_file = log_file
@@ -64,7 +66,7 @@ class FlowerService:
                 start_new_session=True,  # one group: the service and what it starts stop together
             )  # fmt: skip
         deadline = time.monotonic() + timeout
-        while not all(port_open(p) for p in self.ports):
+        while not all(port_open(p, self.host) for p in self.ports):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise FlowerServiceError(f"Flower's {self.name} did not start; see {self.log_file}.")
@@ -101,13 +103,15 @@ def _dies_with_parent(argv: list[str]) -> list[str]:
     return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
 
 
-def superlink(home: Path, env: dict[str, str] | None = None) -> tuple[FlowerService, int]:
-    """The aggregator's SuperLink and its port: one HTTP server on 127.0.0.1 for Flower's
-    Fleet API (runners dial it), Control API (`flwr run`) and Runtime API (the ServerApp)."""
-    port = free_loopback_port()
+def superlink(home: Path, env: dict[str, str] | None = None, host: str = "127.0.0.1",
+              port: int | None = None) -> tuple[FlowerService, int]:  # fmt: skip
+    """The aggregator's SuperLink and its port: one HTTP server (on 127.0.0.1 unless told
+    otherwise) for Flower's Fleet API (runners dial it), Control API (`flwr run`) and Runtime
+    API (the ServerApp)."""
+    port = port or free_loopback_port()
     argv = [
         flower_command("flower-superlink"), "--insecure",
-        "--host", "127.0.0.1", "--port", str(port),
+        "--host", host, "--port", str(port),
         "--disable-runtime-dependency-installation",
     ]  # fmt: skip
-    return FlowerService("SuperLink", argv, [port], home / "superlink.log", env, home / "flwr"), port
+    return FlowerService("SuperLink", argv, [port], home / "superlink.log", env, home / "flwr", host), port

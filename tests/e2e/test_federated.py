@@ -40,6 +40,7 @@ from exchange.datasets.dp_count import DEFAULT_COUNT_NOISE
 from exchange.datasets.schema import DatasetSchema
 from exchange.errors import PrivacyError
 from exchange.federated.arrays import model_digest
+from exchange.federated.lineage import check_lineage
 from exchange.federated.request import train_federated
 from exchange.federated.server import read_federation
 from exchange.jobs import fetch_result, job_info, request_job
@@ -187,6 +188,16 @@ def test_three_hospitals_train_one_model_that_beats_each_of_theirs(market: Marke
     assert [job_info(scientist, j).runner for j in result.job_ids] == [r.address for r in market.runners]
     assert len(result.round_digests) == rounds
     assert model_digest([p.detach().numpy() for p in result.module.parameters()]) == result.round_digests[-1]
+
+    # The lineage, round by round: every part's provenance and rounds, each round's updates
+    # root over the parts' update digests, the final model. A model that is not the last
+    # round's fails its check (the control).
+    final = [p.detach().numpy() for p in result.module.parameters()]
+    checks = check_lineage(scientist, result.federation_id, final)
+    assert all(c.passed for c in checks), [c.reason for c in checks if not c.passed]
+    assert {c.name for c in checks} >= {"rounds committed", "final model", *(f"round {r} updates" for r in (1, 2, 3))}
+    tampered = check_lineage(scientist, result.federation_id, [final[0] + 1e-3, *final[1:]])
+    assert [c.name for c in tampered if not c.passed] == ["final model"]
 
     # Each ledger holds the count released at publish and every local step of every round:
     # Opacus' accountant over the rounds' steps gives the same ε.

@@ -332,10 +332,10 @@ class FakeAggregator:
     instances: list[FakeAggregator] = []
     outcome = "completed"  # or "failed" (after round 1), or "tampered" (a kept model that is not the committed one)
 
-    def __init__(self, home: Path, aggregator_key: str) -> None:
+    def __init__(self, home: Path, aggregator_key: str, *, listen: str | None, public_address: str | None) -> None:
         self.home, self.key = home, aggregator_key
         self.rounds_dir = home / "rounds"
-        self.fleet_address = "127.0.0.1:9093"
+        self.fleet_address = public_address or listen or "127.0.0.1:9093"
         self.started = self.stopped = False
         self.settings: Any = None
         self.round = 0

@@ -188,6 +188,10 @@ TAMPERED: dict[str, Any] = {
     "public_rows": 470,
     "weights_hash": sha256_hex(b"other weights"),
     "weights_cid": str(compute_cid(b"other blob")),
+    "federation": {  # a single-dataset record claimed as a federated part
+        "federated_rounds": "0x" + "33" * 20, "federation_id": 1, "rounds": 1,
+        "round_models": ("0x" + "44" * 32,), "updates": ("0x" + "55" * 32,),
+    },
 }
 
 
