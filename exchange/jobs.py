@@ -139,9 +139,20 @@ def price_job(client: CoveClient, dataset_id: int, spec: ModelSpec) -> JobQuote:
 
 
 def request_job(
-    client: CoveClient, dataset_id: int, spec: ModelSpec, *, deadline_seconds: int = DEFAULT_DEADLINE_S
+    client: CoveClient, dataset_id: int, spec: ModelSpec, *, deadline_seconds: int = DEFAULT_DEADLINE_S,
+    federation_part: bool = False,
 ) -> JobTicket:
-    """Spends one credit of `dataset_id` on training `spec`; the runner takes it from there."""
+    """Spends one credit of `dataset_id` on training `spec`; the runner takes it from there.
+
+    A spec with a `federation` section is requested only as a part of a federation
+    (`exchange.federated.request`, which passes `federation_part`): alone, its runner would
+    wait for a federation that never opens."""
+    if (spec.federation is not None) != federation_part:
+        raise SpecError(
+            "This spec has a federation section: train it over several datasets (`cove train --dataset A "
+            "--dataset B --rounds R`), or remove the section." if spec.federation is not None
+            else "A federation's job needs a spec with a federation section."
+        )
     buyer = client.session.sender
     quote = price_job(client, dataset_id, spec)
     terms = quote.view.policy

@@ -354,7 +354,8 @@ def request_federation(
     for view in views:
         try:
             with naming_dataset(view.dataset_id):
-                tickets.append(request_job(client, view.dataset_id, spec, deadline_seconds=deadline_seconds))
+                tickets.append(request_job(client, view.dataset_id, spec, deadline_seconds=deadline_seconds,
+                                           federation_part=True))
         except CoveError as error:
             if not tickets:
                 raise

@@ -169,3 +169,13 @@ def test_rounds_are_bounded() -> None:
         ModelSpec.parse(SPEC | {"federation": {"rounds": 0, "superlink": "a:1"}})
     with pytest.raises(SpecError):
         ModelSpec.parse(SPEC | {"federation": {"rounds": 101, "superlink": "a:1"}})
+
+
+def test_a_federated_spec_is_never_requested_as_a_job_of_its_own() -> None:
+    from exchange.jobs import request_job
+
+    federated = ModelSpec.parse(SPEC | {"federation": {"rounds": 2, "superlink": "127.0.0.1:9092"}})
+    with pytest.raises(SpecError, match="has a federation section: train it over several datasets"):
+        request_job(None, 1, federated)  # type: ignore[arg-type] - refused before the chain is asked anything
+    with pytest.raises(SpecError, match="needs a spec with a federation section"):
+        request_job(None, 1, ModelSpec.parse(SPEC), federation_part=True)  # type: ignore[arg-type]
