@@ -137,7 +137,7 @@ def _train_federated(
     account: str | None, json: bool, **run: Any,
 ) -> None:  # fmt: skip
     """`cove train --dataset A --dataset B ... --rounds R`: this machine is the aggregator."""
-    from exchange.federated.request import train_federated
+    from exchange.federated.run import train_federated
 
     with console.status("connecting to the chain...") as progress:
         client = open_client(home, rpc, account)

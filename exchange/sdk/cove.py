@@ -450,7 +450,7 @@ class Cove:
             raise InputError("Give either dataset= or datasets=, not both.")
         if rounds is None:
             raise InputError("Training over several datasets needs rounds=: how many federated rounds to run.")
-        from exchange.federated.request import train_federated
+        from exchange.federated.run import train_federated
 
         ids = [d.id if isinstance(d, Dataset) else int(d) for d in datasets]
         result = train_federated(

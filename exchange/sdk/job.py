@@ -23,7 +23,7 @@ from exchange.sdk.ipython import _get_ipython
 if TYPE_CHECKING:
     from torch import nn
 
-    from exchange.federated.request import FederatedResult
+    from exchange.federated.run import FederatedResult
 
     from exchange.sdk.cove import Cove
     from exchange.sdk.dataset import Dataset

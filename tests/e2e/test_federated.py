@@ -41,7 +41,7 @@ from exchange.datasets.schema import DatasetSchema
 from exchange.errors import PrivacyError
 from exchange.federated.arrays import model_digest
 from exchange.federated.lineage import check_lineage
-from exchange.federated.request import train_federated
+from exchange.federated.run import train_federated
 from exchange.federated.server import read_federation
 from exchange.jobs import fetch_result, job_info, request_job
 from exchange.market import buy_credits

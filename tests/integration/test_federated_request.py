@@ -20,7 +20,8 @@ from exchange.catalog import dataset_view
 from exchange.client import CoveClient
 from exchange.datasets.schema import ColumnSchema, DatasetSchema
 from exchange.errors import CoveError, InputError, PrivacyError, SpecError, TransactionReverted
-from exchange.federated import request as federated
+from exchange.federated import request as federated_request
+from exchange.federated import run as federated
 from exchange.federated.arrays import model_digest
 from exchange.federated.request import (
     FederationError,
@@ -259,7 +260,7 @@ def test_a_failed_opening_names_the_jobs_it_leaves_open(sites, monkeypatch: pyte
     def refuse(client: CoveClient, function: Any) -> Any:
         raise TransactionReverted("Job #2 is already in federation #1.", "AlreadyFederated", (2, 1))
 
-    monkeypatch.setattr(federated, "_open", refuse)
+    monkeypatch.setattr(federated_request, "_open", refuse)
     with pytest.raises(FederationError) as failed:
         request_federation(buyer, spec_of(2), datasets[:2], init_seed=1)
     message = str(failed.value)

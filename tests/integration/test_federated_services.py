@@ -9,7 +9,7 @@ import pytest
 from exchange.chain.anvil import free_loopback_port
 from exchange.errors import InputError
 from exchange.federated.aggregator import Aggregator
-from exchange.federated.request import train_federated
+from exchange.federated.run import train_federated
 from exchange.federated.services import port_open
 
 
