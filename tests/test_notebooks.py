@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-WALKTHROUGHS = ("01_publish_and_browse.ipynb", "02_buy_and_train.ipynb", "03_governance.ipynb")
+WALKTHROUGHS = ("01_publish_and_browse.ipynb", "02_buy_and_train.ipynb", "03_governance.ipynb", "04_federated.ipynb")
 KERNEL_NAME = "cove-notebook-test"
 CELL_TIMEOUT_S = 300
 

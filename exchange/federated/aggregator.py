@@ -5,6 +5,7 @@ and the run watched until it finishes (bounded in time).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from exchange.federated.server import AGGREGATOR_KEY_ENV, ROUNDS_DIR_ENV, Federa
 from exchange.federated.services import QUIET_FLOWER_ENV, FlowerService, flower_command, superlink
 
 SUPERLINK_NAME = "cove"
+_COLOUR_FORCING = ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FINISHED = "finished"
 
 
@@ -43,12 +46,14 @@ class Aggregator:
 
         self.home = home
         self.flwr_home = home / "flwr"
-        base = dict(os.environ if env is None else env)
+        self.rounds_dir = home / "rounds"  # the ServerApp keeps round R of federation F in F/round-R.npz
+        # `flwr … --format json` prints through Rich: plain text, whatever terminal (or Jupyter) runs us.
+        base = {k: v for k, v in (os.environ if env is None else env).items() if k not in _COLOUR_FORCING}
         # The ServerApp (started by the SuperLink) inherits this environment: the key stays
         # within the aggregator's own process tree.
-        self.rounds_dir = home / "rounds"  # the ServerApp keeps round R of federation F in F/round-R.npz
         self.env = base | QUIET_FLOWER_ENV | {
-            AGGREGATOR_KEY_ENV: aggregator_key, ROUNDS_DIR_ENV: str(self.rounds_dir), "FLWR_HOME": str(self.flwr_home),
+            "NO_COLOR": "1", "TERM": "dumb", AGGREGATOR_KEY_ENV: aggregator_key,
+            ROUNDS_DIR_ENV: str(self.rounds_dir), "FLWR_HOME": str(self.flwr_home),
         }  # fmt: skip
         self.service: FlowerService | None = None
         self.listen = listen
@@ -102,7 +107,7 @@ class Aggregator:
             raise FederationError(f"`flwr {args[0]}` did not answer within {timeout:g} s.") from None
         if done.returncode != 0:
             raise FederationError(f"`flwr {args[0]}` failed: {(done.stdout + done.stderr).strip()[-400:]}")
-        return done.stdout
+        return _ANSI.sub("", done.stdout)
 
     def submit(self, settings: RunSettings) -> int:
         """Submits Cove's FAB with `settings`; returns the Flower run id."""
