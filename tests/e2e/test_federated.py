@@ -157,7 +157,7 @@ def market(tmp_path: Path) -> Iterator[Market]:
 
 
 def spec(epsilon: float, epochs: int = LOCAL_EPOCHS) -> ModelSpec:
-    return ModelSpec.parse(spec_dict(epochs=epochs, epsilon=epsilon, hidden=8) | {"learning_rate": 0.1})
+    return ModelSpec.parse(spec_dict(epochs=epochs, epsilon=epsilon, hidden=8) | {"learning_rate": 0.05})
 
 
 def accuracy(module: torch.nn.Module, model_spec: ModelSpec, schema: DatasetSchema, rows: pd.DataFrame) -> float:
@@ -172,10 +172,10 @@ def ledger_epsilon(client: CoveClient, dataset_id: int) -> float:
 
 
 def test_three_hospitals_train_one_model_that_beats_each_of_theirs(market: Market, tmp_path: Path) -> None:
-    scientist, rounds = market.scientist, 3
+    scientist, rounds = market.scientist, 4
     for dataset_id in market.datasets:
         buy_credits(scientist, dataset_id, 3)
-    federated_spec = spec(epsilon=3.0)
+    federated_spec = spec(epsilon=4.0)
     result = train_federated(
         scientist, federated_spec, market.datasets, rounds, home_dir=tmp_path / "scientist" / "aggregator",
         aggregator_key=SCIENTIST.key.hex(), join_timeout=120, stage_timeout=120,
@@ -216,7 +216,7 @@ def test_three_hospitals_train_one_model_that_beats_each_of_theirs(market: Marke
     # Each hospital alone, with the same per-dataset ε: each single-owner model is worse than
     # the federated one on patients of all three kinds.
     alone = []
-    single = spec(epsilon=3.0, epochs=rounds * LOCAL_EPOCHS)  # as many epochs as a part, the same ε
+    single = spec(epsilon=4.0, epochs=rounds * LOCAL_EPOCHS)  # as many epochs as a part, the same ε
     jobs = [request_job(scientist, d, single).job_id for d in market.datasets]
     deadline = time.monotonic() + 300
     while any(job_info(scientist, j).status != "completed" for j in jobs):
