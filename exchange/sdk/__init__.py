@@ -14,7 +14,7 @@ from exchange.sdk.cove import Cove, RunnerProcess
 from exchange.sdk.dataset import Dataset, Policy
 from exchange.sdk.errors import JobFailed, JobRefunded, JobTimeout, VerificationFailed
 from exchange.sdk.ipython import install as install_ipython_handler
-from exchange.sdk.job import Checks, Job, Provenance
+from exchange.sdk.job import Checks, Federation, Job, Provenance
 from exchange.sdk.spec import Spec
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Cove",
     "CoveError",
     "Dataset",
+    "Federation",
     "Job",
     "JobFailed",
     "JobRefunded",
