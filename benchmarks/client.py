@@ -13,6 +13,8 @@ for scripts; `--sizes 1000 10000`, `--real-datasets 200 --real-jobs 100`, 0 to s
   `cove datasets --json` / `cove jobs --all --json` processes (start-up included).
 - real: datasets published and jobs requested through real transactions; "cold" is a fresh
   index (every log read and decoded, every metadata document validated once), "warm" the next.
+- page: the market page's listing, a search and the jobs (`cove ui`'s views, over HTTP on
+  loopback), beside the listings above that they are built on.
 """
 
 from __future__ import annotations
@@ -149,10 +151,30 @@ def listing_figures(section: str, chain: Chain, client: CoveClient, buyer: str) 
     first, best = _best(job_table)
     figures += [(section, "jobs: Cove.jobs(everyone=True) table with ε, first", first),
                 (section, "jobs: Cove.jobs(everyone=True) table with ε", best)]  # fmt: skip
+    figures += page_figures(section, client)
     figures.append((section, "process: cove datasets --json", _cli(chain.home, "datasets", "--json")))
     figures.append((section, "process: cove jobs --all --json", _cli(chain.home, "jobs", "--all", "--json")))
     figures.append((section, "process: cove datasets (Rich table)", _cli(chain.home, "datasets")))
     return figures
+
+
+def page_figures(section: str, client: CoveClient) -> Figures:
+    """The market page's views over HTTP (rendered, served and read by `requests`), best of 3."""
+    import requests
+
+    from exchange.http_server import HttpServer, build_app
+    from exchange.ui import MarketPage
+
+    page = MarketPage(client)
+    with HttpServer(build_app(page.routes())) as server:
+        def get(path: str) -> Callable[[], None]:
+            return lambda: requests.get(server.url + path, timeout=60).raise_for_status()
+
+        return [
+            (section, "page: / (the first 50 datasets)", _best(get("/"))[1]),
+            (section, "page: /?q=group 3 (a search)", _best(get("/?q=group%203"))[1]),
+            (section, "page: /jobs (the first 50 jobs, with ε)", _best(get("/jobs"))[1]),
+        ]
 
 
 def synthetic(count: int) -> Figures:

@@ -79,7 +79,7 @@ def measure(home: Path) -> dict[str, int]:
             return result.dataset_id
 
         open_id = publish("open", 1)
-        publish("restricted", 2, allowlist=[dev_account(i).address for i in range(1, 6)], model_families=["mlp", "logreg"])
+        publish("restricted", 2, allowlist=[dev_account(i).address for i in range(1, 6)], model_families=["mlp"])
 
         for i in range(1, 6):
             c = client[i]

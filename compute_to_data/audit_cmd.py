@@ -25,6 +25,7 @@ from rich.progress import (
 from exchange.cli.options import JsonOption
 from exchange.cli.output import console, fields, print_json
 from exchange.errors import InputError
+from exchange.units import delta_text
 
 audit_app = typer.Typer(
     no_args_is_help=True,
@@ -36,11 +37,11 @@ audit_app = typer.Typer(
 def audit_command(
     data: Path = typer.Option(..., "--data", help="The private table (CSV or Parquet); it never leaves this machine."),
     spec_file: Path = typer.Option(..., "--spec", help="The model spec (JSON) to audit."),
-    schema_file: Path | None = typer.Option(None, "--schema", help="The declared schema (JSON) the runner trains with \\[default: a draft read off the table]."),
+    schema_file: Path | None = typer.Option(None, "--schema", help="The declared schema (JSON) the runner trains with (default: a draft read off the table)."),
     canaries: int = typer.Option(1000, "--canaries", help="Canary rows, each included with probability 1/2."),
     confidence: float = typer.Option(0.95, "--confidence", help="Confidence of the lower bound."),
-    rows: int | None = typer.Option(None, "--rows", help="The public row count that sets the sample rate \\[default: the table's rows plus half the canaries]."),
-    device: str | None = typer.Option(None, "--device", help="Torch device \\[default: cuda when available, else cpu]."),
+    rows: int | None = typer.Option(None, "--rows", help="The public row count that sets the sample rate (default: the table's rows plus half the canaries)."),
+    device: str | None = typer.Option(None, "--device", help="Torch device (default: cuda when available, else cpu)."),
     json: JsonOption = False,
 ) -> None:
     """Audit the runner's DP training on your own data: an empirical ε lower bound.
@@ -68,7 +69,7 @@ def audit_command(
         return
     console.print(fields("Privacy audit (one training run, on this machine only)", [
         ("training", report.training),
-        (f"claimed ε (δ = {report.delta:g})", f"{report.claimed_epsilon:.4f}"),
+        (f"claimed ε (δ = {delta_text(report.delta)})", f"{report.claimed_epsilon:.4f}"),
         (f"empirical ε lower bound ({report.confidence:.0%} confidence)", f"{report.epsilon_lower_bound:.4f}"),
         ("attack AUC (all canaries)", f"{report.auc:.4f}"),
         ("canaries", f"{report.canaries} ({report.included} included)"),

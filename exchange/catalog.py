@@ -157,7 +157,7 @@ def _listing_row(client: CoveClient, entry: dict[str, Any]) -> dict[str, Any]:
         "per_job_epsilon": int(policy.get("perJobCap", 0)) / 1e6,
         "policy_version": entry["version"],
         "owner": checksummed(entry["owner"]),
-        "tags": ", ".join(entry["tags"]) if reachable else "",
+        "tags": list(entry["tags"]) if reachable else [],
     }
 
 

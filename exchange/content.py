@@ -27,9 +27,10 @@ def _fetch_over_http(base_url: str, cid: Cid) -> bytes:
 
 
 class ContentSources:
-    """The local cache first, then the given endpoints, then the configured gateways."""
+    """The local cache first, then the given endpoints, then the configured gateways; with
+    `fetch=None`, the cache alone (an owner's endpoint reading its own store)."""
 
-    def __init__(self, cache: LocalDirectoryStore, gateways: Sequence[str] = (), fetch: Fetch = _fetch_over_http):
+    def __init__(self, cache: LocalDirectoryStore, gateways: Sequence[str] = (), fetch: Fetch | None = _fetch_over_http):
         self.cache = cache
         self.gateways = tuple(gateways)
         self._fetch = fetch
@@ -54,6 +55,8 @@ class ContentSources:
             pass
         except ContentIntegrityError:  # a damaged cache entry: fetched again when it can be
             failures.append(f"its copy in this home's cache is damaged ({self.cache.path_for(cid)})")
+        if self._fetch is None:
+            raise ContentUnavailable(f"The {what} ({cid}) is not in this store, and nothing is fetched from elsewhere here.")
         for url in _unique([*endpoints, *self.gateways]):
             try:
                 data = self._fetch(url, cid)

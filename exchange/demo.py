@@ -19,7 +19,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 from rich.console import Console
@@ -29,6 +29,7 @@ from exchange.catalog import dataset_view, datasets_frame
 from exchange.chain.anvil import LocalChain
 from exchange.chain.deployment import deploy
 from exchange.chain.session import ChainSession, connect
+from exchange.units import delta_text
 from exchange.client import CoveClient
 from exchange.datasets import ColumnSchema, CommitmentKey, DatasetSchema
 from exchange.jobs import fetch_result, request_job, wait_for
@@ -101,7 +102,24 @@ def demo_spec(features: list[str]) -> dict[str, Any]:
 RUNNER_ACCOUNT = 5  # the hospital's runner signs as dev5: its own key, its own process
 
 
-def run_demo(home: Path | None = None, console: Console | None = None) -> dict[str, Any]:
+class DemoResult(TypedDict):
+    """What the demo did, for tests and `cove demo --json` (a dict: tests index it)."""
+
+    dataset_id: int
+    job_id: int
+    publish_gas: int
+    request_gas: int
+    epsilon: float  # the job's, on the ledger
+    publication_epsilon: float  # the noisy row count's release
+    dataset_epsilon_spent: float  # both, composed
+    accuracy: float  # on the buyer's held-out rows
+    majority_baseline: float
+    verified: bool
+    governed_budget: float  # the budget the consortium voted
+    endpoint: str
+
+
+def run_demo(home: Path | None = None, console: Console | None = None) -> DemoResult:
     """Runs the demo; returns what happened (ids, gas, ε, accuracy) for tests and --json."""
     out = console or Console()
     with tempfile.TemporaryDirectory(prefix="cove-demo-") as scratch:
@@ -116,7 +134,7 @@ def run_demo(home: Path | None = None, console: Console | None = None) -> dict[s
             out.print("[dim]local chain stopped[/dim]")
 
 
-def _story(root: Path, homes: dict[str, HomeLayout], rpc_url: str, out: Console) -> dict[str, Any]:
+def _story(root: Path, homes: dict[str, HomeLayout], rpc_url: str, out: Console) -> DemoResult:
     """The chain and the hospital's runner, then the trade itself (`_trade`)."""
     started = time.monotonic()
     hospital_key, runner_key = dev_account(0), dev_account(RUNNER_ACCOUNT)
@@ -149,7 +167,7 @@ def _story(root: Path, homes: dict[str, HomeLayout], rpc_url: str, out: Console)
 def _trade(
     homes: dict[str, HomeLayout], rpc_url: str, deployment: Any, private: pd.DataFrame, held_out: pd.DataFrame,
     private_file: Path, runner: RunnerProcess, out: Console, started: float,
-) -> dict[str, Any]:  # fmt: skip
+) -> DemoResult:  # fmt: skip
     from exchange.ml.model import encode_features
     from exchange.ml.spec import ModelSpec, target_classes
     from exchange.ml.weights import load_weights
@@ -212,25 +230,25 @@ def _trade(
         f"10. on the buyer's own {len(held_out)} held-out rows: accuracy {accuracy:.1%} "
         f"(majority class {majority:.1%}); trained on {record.device}, sandbox {record.sandbox}"
     )
-    out.print(f"11. privacy: this job spent ε {record.epsilon / 1e6:g} at δ {record.delta / 1e18:g}; the dataset has spent ε {spent:g} of 6")
+    out.print(f"11. privacy: this job spent ε {record.epsilon / 1e6:g} at δ {delta_text(record.delta / 1e18)}; the dataset has spent ε {spent:g} of 6")
     out.print("    the scientist's home holds only what it fetched and checked: "
               f"{_stored(homes['scientist'])} documents, no private row")  # fmt: skip
     new_budget = _governance_round(owner, homes, rpc_url, published.dataset_id, out)
     out.rule(f"done in {time.monotonic() - started:.0f} s")
-    return {
-        "dataset_id": published.dataset_id,
-        "job_id": ticket.job_id,
-        "publish_gas": published.gas_used,
-        "request_gas": ticket.gas_used,
-        "epsilon": record.epsilon / 1e6,
-        "publication_epsilon": publication,
-        "dataset_epsilon_spent": spent,
-        "accuracy": accuracy,
-        "majority_baseline": float(majority),
-        "verified": result.verified,
-        "governed_budget": new_budget,
-        "endpoint": runner.url,
-    }
+    return DemoResult(
+        dataset_id=published.dataset_id,
+        job_id=ticket.job_id,
+        publish_gas=published.gas_used,
+        request_gas=ticket.gas_used,
+        epsilon=record.epsilon / 1e6,
+        publication_epsilon=publication,
+        dataset_epsilon_spent=spent,
+        accuracy=accuracy,
+        majority_baseline=float(majority),
+        verified=result.verified,
+        governed_budget=new_budget,
+        endpoint=runner.url,
+    )
 
 
 def _stored(layout: HomeLayout) -> int:

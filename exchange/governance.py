@@ -24,7 +24,7 @@ from exchange.catalog import policy_of
 from exchange.chain.logs import LogReader
 from exchange.chain.session import ChainSession
 from exchange.client import CoveClient
-from exchange.errors import InputError, TransactionReverted
+from exchange.errors import InputError, PolicyError, TransactionReverted
 from exchange.policy import parse_expiry, parse_terms
 from exchange.documents import lists_digest, offer_lists
 from exchange.units import scaled
@@ -64,6 +64,7 @@ class Action:
 
 @dataclass(frozen=True)
 class ProposalView:
+    number: int  # 1, 2, ...: its place among the governor's proposals (see `proposal_number`)
     proposal_id: int
     state: str
     proposer: str
@@ -211,7 +212,9 @@ def build_actions(client: CoveClient, consortium: Consortium, dataset_id: int, c
     policy_changes = {POLICY_KEYS[k]: _policy_value(k, v) for k, v in changes.items() if k in POLICY_KEYS}
     if policy_changes:
         current, _, _ = policy_of(client, dataset_id)
-        terms = parse_terms(**(current.model_dump() | policy_changes))
+        fields = current.model_dump() | policy_changes
+        _check_payment_token(client, fields)
+        terms = parse_terms(**fields)
         struct = terms.to_onchain(client.token_decimals(terms.payment_token))
         rows = client.session.call(cove.functions.datasetOf(dataset_id))[3]
         client.session.call(cove.functions.checkPolicy(struct, rows))  # the policy setter's own refusal, now
@@ -236,6 +239,21 @@ def build_actions(client: CoveClient, consortium: Consortium, dataset_id: int, c
     return actions
 
 
+def _check_payment_token(client: CoveClient, fields: dict[str, Any]) -> None:
+    """The policy setter's refusal of a price without a token, told in `--set` terms."""
+    try:
+        priced = Decimal(str(fields.get("price") or 0).strip()) != 0
+    except ArithmeticError:
+        return  # not a number: parse_terms says so
+    if priced and not fields.get("payment_token"):
+        known = client.deployment.payment_token
+        example = f" (this hub's payment token is {known})" if known else ""
+        raise PolicyError(
+            f"A priced dataset needs a payment token: add --set token=0x… with the address of the ERC-20 token "
+            f"buyers pay in{example}."
+        )
+
+
 def propose(client: CoveClient, consortium: Consortium, actions: list[Action], description: str) -> int:
     if not description.strip():
         raise InputError("A proposal needs a --description saying what it does and why.")
@@ -249,12 +267,18 @@ def propose(client: CoveClient, consortium: Consortium, actions: list[Action], d
     return int(event["proposalId"])
 
 
-def proposals(client: CoveClient, consortium: Consortium) -> list[ProposalView]:
+def _created(client: CoveClient, consortium: Consortium) -> list[Any]:
+    """The governor's ProposalCreated events, in the order the chain holds them."""
     governor = _governor(client, consortium)
     head = int(client.session.w3.eth.block_number)
-    created = LogReader(client.session.w3, client.log_range).read_events(governor.events.ProposalCreated(), consortium.block, head)
+    logs = LogReader(client.session.w3, client.log_range).read_events(governor.events.ProposalCreated(), consortium.block, head)
+    return sorted(logs, key=lambda log: (int(log["blockNumber"]), int(log["logIndex"])))
+
+
+def proposals(client: CoveClient, consortium: Consortium) -> list[ProposalView]:
+    governor = _governor(client, consortium)
     views = []
-    for log in created:
+    for number, log in enumerate(_created(client, consortium), start=1):
         args = log["args"]
         pid = int(args["proposalId"])
         against, for_, abstain = client.session.call(governor.functions.proposalVotes(pid))
@@ -262,6 +286,7 @@ def proposals(client: CoveClient, consortium: Consortium) -> list[ProposalView]:
         now = int(client.session.w3.eth.get_block("latest")["timestamp"])
         quorum = client.session.call(governor.functions.quorum(min(snapshot, now - 1)))
         views.append(ProposalView(
+            number=number,
             proposal_id=pid,
             state=PROPOSAL_STATES[int(client.session.call(governor.functions.state(pid)))],
             proposer=args["proposer"],
@@ -275,11 +300,66 @@ def proposals(client: CoveClient, consortium: Consortium) -> list[ProposalView]:
     return views
 
 
-def vote(client: CoveClient, consortium: Consortium, proposal_id: int, choice: str, reason: str = "") -> None:
+# A proposal id is a keccak hash (about 77 decimal digits); a proposal's number is its place
+# among its governor's proposals. Anything this long is an id, anything shorter a number.
+_ID_MIN_DIGITS = 20
+
+
+@dataclass(frozen=True)
+class ProposalRef:
+    """One proposal of a consortium, by both of its names."""
+
+    number: int
+    proposal_id: int
+    log: Any  # its ProposalCreated event
+
+
+def find_proposal(client: CoveClient, consortium: Consortium, ref: int | str) -> ProposalRef:
+    """The proposal `ref` names: its short number (`3` or `#3`, the same for every member on
+    every machine, since it is read off the chain) or its full id (decimal or 0x hex)."""
+    proposal_id, number = _parse_ref(ref)
+    created = _created(client, consortium)
+    for position, log in enumerate(created, start=1):
+        if position == number or int(log["args"]["proposalId"]) == proposal_id:
+            return ProposalRef(position, int(log["args"]["proposalId"]), log)
+    if number is not None:
+        has = f"it has proposals #1 to #{len(created)}" if created else "it has no proposals yet"
+        raise InputError(f"There is no proposal #{number} in {consortium.name} ({has}); see `cove gov proposals`.")
+    raise InputError(f"There is no proposal {proposal_id} in {consortium.name}; see `cove gov proposals`.")
+
+
+def _parse_ref(ref: int | str) -> tuple[int | None, int | None]:
+    """(full id, None) or (None, number) from what a user typed."""
+    if isinstance(ref, bool):
+        raise InputError(f"{ref!r} is not a proposal number or id; see `cove gov proposals`.")
+    if isinstance(ref, int):
+        return (ref, None) if ref >= 10 ** (_ID_MIN_DIGITS - 1) else (None, ref)
+    text = ref.strip().removeprefix("#")
+    if text.lower().startswith("0x"):
+        try:
+            return int(text, 16), None
+        except ValueError:
+            pass
+    elif text.isdigit() and text.isascii():
+        return (int(text), None) if len(text) >= _ID_MIN_DIGITS else (None, int(text))
+    raise InputError(
+        f"{ref!r} is not a proposal number or id; use the number in the # column of `cove gov proposals`."
+    )
+
+
+def proposal_number(client: CoveClient, consortium: Consortium, proposal_id: int) -> int:
+    """The short number of the proposal with id `proposal_id`."""
+    return find_proposal(client, consortium, proposal_id).number
+
+
+def vote(client: CoveClient, consortium: Consortium, proposal: int | str, choice: str, reason: str = "") -> ProposalRef:
+    """Votes on `proposal` (its number or full id, see `find_proposal`)."""
     if choice not in VOTE_CHOICES:
         raise InputError(f"Vote for, against or abstain, not {choice!r}.")
+    found = find_proposal(client, consortium, proposal)
     governor = _governor(client, consortium)
-    client.session.transact(governor.functions.castVoteWithReason(proposal_id, VOTE_CHOICES[choice], reason))
+    client.session.transact(governor.functions.castVoteWithReason(found.proposal_id, VOTE_CHOICES[choice], reason))
+    return found
 
 
 def delegate(client: CoveClient, consortium: Consortium, to: str) -> None:
@@ -287,25 +367,24 @@ def delegate(client: CoveClient, consortium: Consortium, to: str) -> None:
     client.session.transact(token.functions.delegate(_address(to, "delegate")))
 
 
-def queue(client: CoveClient, consortium: Consortium, proposal_id: int) -> None:
-    _lifecycle(client, consortium, proposal_id, "queue")
+def queue(client: CoveClient, consortium: Consortium, proposal: int | str) -> ProposalRef:
+    return _lifecycle(client, consortium, proposal, "queue")
 
 
-def execute(client: CoveClient, consortium: Consortium, proposal_id: int) -> None:
-    _lifecycle(client, consortium, proposal_id, "execute")
+def execute(client: CoveClient, consortium: Consortium, proposal: int | str) -> ProposalRef:
+    return _lifecycle(client, consortium, proposal, "execute")
 
 
-def _lifecycle(client: CoveClient, consortium: Consortium, proposal_id: int, step: str) -> None:
+def _lifecycle(client: CoveClient, consortium: Consortium, proposal: int | str, step: str) -> ProposalRef:
     governor = _governor(client, consortium)
-    found = [p for p in proposals(client, consortium) if p.proposal_id == proposal_id]
-    if not found:
-        raise InputError(f"No proposal {proposal_id} in {consortium.name}; see `cove gov proposals`.")
-    proposal = found[0]
-    targets = [t for t, _ in proposal.actions]
-    calldatas = [bytes.fromhex(c[2:]) for _, c in proposal.actions]
-    description_hash = keccak(text=proposal.description)
+    found = find_proposal(client, consortium, proposal)
+    args = found.log["args"]
+    targets = list(args["targets"])
+    calldatas = [bytes(c) for c in args["calldatas"]]
+    description_hash = keccak(text=args["description"])
     function = getattr(governor.functions, step)(targets, [0] * len(targets), calldatas, description_hash)
     client.session.transact(function)
+    return found
 
 
 # ---------------------------------------------------------------------------- helpers

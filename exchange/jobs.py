@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from web3.logs import DISCARD
 
 from exchange.catalog import DatasetView, dataset_view
 from exchange.client import CoveClient
-from exchange.errors import InputError, PrivacyError, ProvenanceError, SpecError
+from exchange.errors import EpsilonAboveCap, InputError, PrivacyError, ProvenanceError, SpecError
 from exchange.index import checksummed
 from exchange.merkle import MerkleTree, address_leaf, bytes32_leaf
 from exchange.ml.accounting import (
@@ -29,7 +30,7 @@ from exchange.ml.accounting import (
 from exchange.policy import model_family_hash
 from exchange.provenance import Check, SignedProvenance, check
 from exchange.storage import Cid
-from exchange.units import CREDIT, epsilon_from_fixed
+from exchange.units import CREDIT, EPSILON_SCALE, epsilon_from_fixed, number_text
 
 if TYPE_CHECKING:
     # Imported where used: the spec imports pandas (through the schema), crypto eciespy;
@@ -111,6 +112,39 @@ def check_spec_policy(spec: ModelSpec, policy: Any, dataset_id: int) -> None:
         raise SpecError(f"Dataset #{dataset_id} allows the model families {', '.join(families)}, not {spec.family!r}.")
 
 
+def check_job_cap(spec: ModelSpec, own: int, per_job_cap: Decimal) -> None:
+    """Refuses a job whose own ε (millionths) is above the policy's per-job cap, with advice that
+    fits the spec: a spec that names its ε is told which ε fits, one that names its noise how to
+    spend less."""
+    if own <= int(per_job_cap * EPSILON_SCALE):
+        return
+    target = spec.dp.target_epsilon
+    spent = epsilon_text(epsilon_from_fixed(own), target)
+    if target is None:
+        advice = "raise noise_multiplier, train fewer epochs or use a smaller expected_batch_size"
+    elif Decimal(repr(float(target))) > per_job_cap:
+        advice = f"lower target_epsilon to at most {number_text(per_job_cap)}"
+    else:  # the target is the cap, and the chain's fixed-point accounting lands just above it
+        advice = f"lower target_epsilon a little below {number_text(per_job_cap)}"
+    raise EpsilonAboveCap(f"This job would spend ε {spent}, above the per-job cap of ε {number_text(per_job_cap)}; {advice}.")
+
+
+# How far the ε the accountant reaches may lie from a target and still read as that target:
+# the noise search stops on the chain's grid of σ, and ε is kept in millionths.
+_TARGET_RELATIVE = Decimal("1e-5")
+_TARGET_ABSOLUTE = Decimal("1e-6")
+
+
+def epsilon_text(epsilon: Decimal, written: float | None = None) -> str:
+    """ε as the user wrote it when rounding is the only difference (a target of 5 the accountant
+    reaches as 4.999992 reads 5), else exactly, without trailing zeros."""
+    if written is not None:
+        target = Decimal(repr(float(written)))
+        if abs(epsilon - target) <= max(target * _TARGET_RELATIVE, _TARGET_ABSOLUTE):
+            return number_text(target)
+    return number_text(epsilon)
+
+
 def price_job(client: CoveClient, dataset_id: int, spec: ModelSpec) -> JobQuote:
     """The job's DP parameters, curve, ε and composed ε, or the refusal the chain would give."""
     view = dataset_view(client, dataset_id)
@@ -120,12 +154,7 @@ def price_job(client: CoveClient, dataset_id: int, spec: ModelSpec) -> JobQuote:
     params = DpParams.for_spec(spec, view.rows)
     curve = params.curve_fixed()
     own = epsilon_fixed(curve, params.delta)
-    cap = int(policy.per_job_cap * 10**6)
-    if own > cap:
-        raise PrivacyError(
-            f"This job would spend ε {epsilon_from_fixed(own)}, above the per-job cap of ε {policy.per_job_cap}; "
-            "add noise, train fewer epochs or use a smaller batch."
-        )
+    check_job_cap(spec, own, policy.per_job_cap)
     ledger = client.session.call(client.jobs.functions.curveOf(dataset_id))
     composed = epsilon_fixed(compose([tuple(ledger), curve]), params.delta)
     budget = int(policy.budget * 10**6)
@@ -400,16 +429,9 @@ def fetch_result(client: CoveClient, job_id: int) -> JobResult:
     if info.consumer.lower() != client.session.sender.lower():
         raise InputError(f"Job #{job_id} belongs to {info.consumer}; only its buyer can decrypt the weights.")
     events = job_events(client, job_id)
-    completion = events["completion"]
-    if completion is None:  # the index lags the chain by the sync that just ran: never
-        raise ProvenanceError(f"The completion of job #{job_id} is missing from the chain's logs.")
-    endpoints = client.endpoints_of(info.runner)
-    provenance_cid = Cid.from_raw_digest(bytes.fromhex(completion["provenanceDigest"][2:]))
-    provenance = SignedProvenance.from_bytes(
-        client.content.get(provenance_cid, endpoints, what=f"provenance record of job #{job_id}")
-    )
+    _, provenance = fetch_provenance(client, info, events)
     weights_cid = _weights_cid(provenance, info, job_id)
-    encrypted = client.content.get(weights_cid, endpoints, what=f"encrypted weights of job #{job_id}")
+    encrypted = client.content.get(weights_cid, client.endpoints_of(info.runner), what=f"encrypted weights of job #{job_id}")
     from exchange.crypto import decrypt_with
     from exchange.ml.spec import ModelSpec
 
@@ -417,6 +439,17 @@ def fetch_result(client: CoveClient, job_id: int) -> JobResult:
     weights = decrypt_with(client.session.account, encrypted)
     spec = ModelSpec.from_wire(request.spec)
     return JobResult(info, weights, provenance, spec, verify(client, info, request, provenance, weights))
+
+
+def fetch_provenance(client: CoveClient, info: JobInfo, events: dict[str, Any]) -> tuple[Cid, SignedProvenance]:
+    """A completed job's signed provenance record and its CID, by the digest its completion
+    recorded (`events` as `job_events` gives them), from its runner's endpoint or a gateway."""
+    completion = events["completion"]
+    if completion is None:  # the index lags the chain by the sync that just ran: never
+        raise ProvenanceError(f"The completion of job #{info.job_id} is missing from the chain's logs.")
+    cid = Cid.from_raw_digest(bytes.fromhex(completion["provenanceDigest"][2:]))
+    what = f"provenance record of job #{info.job_id}"
+    return cid, SignedProvenance.from_bytes(client.content.get(cid, client.endpoints_of(info.runner), what=what))
 
 
 def _weights_cid(provenance: SignedProvenance, info: JobInfo, job_id: int) -> Cid:
@@ -432,9 +465,10 @@ def _weights_cid(provenance: SignedProvenance, info: JobInfo, job_id: int) -> Ci
 
 
 def verify(
-    client: CoveClient, info: JobInfo, requested: RequestedJob, signed: SignedProvenance, weights: bytes
+    client: CoveClient, info: JobInfo, requested: RequestedJob, signed: SignedProvenance, weights: bytes | None
 ) -> list[Check]:
-    """Every check a buyer can make: signature, hashes on chain, spec, ε, commitment, CIDs."""
+    """Every check a buyer can make: signature, hashes on chain, spec, ε, commitment, CIDs.
+    Anyone else passes `weights=None` and gets all of them but the decrypted weights' hash."""
     record = signed.record
     # What the ledger was charged: the curve whose hash the request recorded.
     charged = charged_curve(client, requested)

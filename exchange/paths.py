@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from exchange.errors import HomeNotWritable
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The homes this process laid out, so that a write refused inside one of them (by a module
+# that writes there itself: keystores, the deployment record, the cache) can be told apart
+# from one refused elsewhere (`cove fetch -o /read-only/file`).
+_HOMES: set[Path] = set()
 
 
 def cove_home(override: Path | str | None = None) -> Path:
@@ -21,10 +28,14 @@ class HomeLayout:
 
     def __init__(self, root: Path):
         self.root = root
+        _HOMES.add(Path(os.path.abspath(root)))
 
-    def _dir(self, *parts: str) -> Path:
+    def _dir(self, *parts: str, mode: int = 0o777) -> Path:
         path = self.root.joinpath(*parts)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=mode, parents=True, exist_ok=True)
+        except OSError as error:
+            raise home_not_writable(self.root, error) from None
         return path
 
     @property
@@ -60,9 +71,7 @@ class HomeLayout:
     @property
     def private(self) -> Path:
         """The owner's private state (0700): the commitment key, tables the SDK wrote."""
-        path = self.root / "private"
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return path
+        return self._dir("private", mode=0o700)
 
     @property
     def commitment_key(self) -> Path:
@@ -77,3 +86,20 @@ class HomeLayout:
     def federations(self) -> Path:
         """The aggregator's side of federated jobs: its SuperLink's state, each round's model."""
         return self._dir("federations")
+
+
+def home_not_writable(root: Path, error: OSError) -> HomeNotWritable:
+    """The one sentence for a state directory the OS refused to create or write."""
+    reason = (error.strerror or str(error)).lower()
+    return HomeNotWritable(
+        f"Cove's state directory {root} is not writable ({reason}); pass a writable directory "
+        "with --home DIR or set COVE_HOME."
+    )
+
+
+def home_holding(path: object) -> Path | None:
+    """The home laid out in this process that `path` (an OSError's filename) lies in, if any."""
+    if not isinstance(path, str | bytes | os.PathLike):
+        return None
+    where = Path(os.path.abspath(os.fsdecode(path)))
+    return next((home for home in _HOMES if where == home or home in where.parents), None)

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from exchange.errors import PolicyError
 from exchange.merkle import MerkleTree, address_leaf, bytes32_leaf
+from exchange.ml.families import MODEL_FAMILIES
 from exchange.units import DELTA_SCALE, EPSILON_SCALE, epsilon_from_fixed, from_fixed, scaled, to_decimal
+from exchange.validation_messages import sentence
 
 ZERO32 = b"\x00" * 32
 UINT96_MAX = 2**96 - 1
@@ -83,6 +85,14 @@ class PolicyTerms(BaseModel):
         families = {str(f).strip().lower() for f in _as_list(value)}
         if "" in families:
             raise PolicyError("A model family name must not be empty.")
+        # Credits for a family no runner can train could never be used. Only written policies
+        # pass here: `from_onchain` reads an older policy's unknown names without this check.
+        unknown = sorted(families - set(MODEL_FAMILIES))
+        if unknown:
+            raise PolicyError(
+                f"The runner cannot train the model famil{'y' if len(unknown) == 1 else 'ies'} "
+                f"{', '.join(repr(f) for f in unknown)}; the known model families are: {', '.join(MODEL_FAMILIES)}."
+            )
         return tuple(sorted(families))
 
     @field_validator("expiry")
@@ -111,7 +121,7 @@ class PolicyTerms(BaseModel):
         if self.price == 0 and self.free_cap < 1:
             raise PolicyError("A free dataset needs a per-address credit cap above 0 (--free-cap).")
         if self.price > 0 and self.payment_token is None:
-            raise PolicyError("A priced dataset needs a payment token.")
+            raise PolicyError("A priced dataset needs a payment token: give the address of the ERC-20 token buyers pay in.")
         for name, value, limit in (("max epochs", self.max_epochs, 2**16 - 1), ("free cap", self.free_cap, 2**16 - 1)):
             if not 0 <= value <= limit:
                 raise PolicyError(f"The {name} must be between 0 and {limit}.")
@@ -200,8 +210,7 @@ def parse_terms(**fields: Any) -> PolicyTerms:
         cause = first.get("ctx", {}).get("error")
         if isinstance(cause, PolicyError):
             raise cause from None
-        field = ".".join(str(p) for p in first["loc"]) or "policy"
-        raise PolicyError(f"The policy's {field} is invalid: {first['msg']}.") from None
+        raise PolicyError(sentence(error, "The policy")) from None
 
 
 def _as_list(value: Any) -> list[Any]:

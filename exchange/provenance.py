@@ -382,7 +382,7 @@ def check(
     *,
     expected_runner: str,
     onchain_provenance_hash: bytes | str,
-    weights_plaintext: bytes,
+    weights_plaintext: bytes | None,
     spec_hash: bytes | str,
     ledger_epsilon: int | None = None,
     ledger_curve: Sequence[int] | None = None,
@@ -391,7 +391,8 @@ def check(
     """The buyer's and auditor's checks of a signed record, each passed or failed.
 
     `expected_runner` is the dataset's registered runner, `onchain_provenance_hash` the
-    job's provenance hash on chain, `weights_plaintext` the decrypted safetensors bytes,
+    job's provenance hash on chain, `weights_plaintext` the decrypted safetensors bytes (None
+    for anyone but the buyer, who alone can decrypt them: that check is then left out),
     `spec_hash` the spec the buyer asked for. `ledger_epsilon` (millionths),
     `ledger_curve` (the job's on-chain RDP curve) and `job_id` add checks when given.
     Pure: reads nothing, raises nothing for a bad record; trust it only if all passed.
@@ -403,14 +404,15 @@ def check(
         _passed("record_hash", digest == _safe_hex32(onchain_provenance_hash),
                 "The record hashes to the provenance hash on chain.",
                 f"The record hashes to {digest}, not to the provenance hash on chain."),
-        _passed("weights_hash", sha256_hex(weights_plaintext) == record.weights_hash,
-                "The decrypted weights hash to the record's weights hash.",
-                "The decrypted weights do not hash to the record's weights hash."),
         _passed("spec_hash", _safe_hex32(spec_hash) == record.spec_hash,
                 "The record names the spec that was requested.",
                 f"The record names spec {record.spec_hash}, not the one requested."),
         *_epsilon_checks(record, ledger_epsilon, ledger_curve),
     ]
+    if weights_plaintext is not None:
+        checks.insert(2, _passed("weights_hash", sha256_hex(weights_plaintext) == record.weights_hash,
+                                 "The decrypted weights hash to the record's weights hash.",
+                                 "The decrypted weights do not hash to the record's weights hash."))
     if job_id is not None:
         checks.append(_passed("job_id", job_id == record.job_id,
                               f"The record is for job {job_id}.",

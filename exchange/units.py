@@ -1,4 +1,4 @@
-"""Fixed-point conversions shared by the SDK and the contracts.
+"""Fixed-point conversions shared by the SDK and the contracts, and how numbers are written.
 
 ε is stored in millionths and δ in 1e-18 units (see contracts/src/modules/AccessPolicies.sol).
 Conversions go through Decimal so "1.5" becomes exactly 1_500_000, never 1_499_999.
@@ -6,6 +6,7 @@ Conversions go through Decimal so "1.5" becomes exactly 1_500_000, never 1_499_9
 
 from __future__ import annotations
 
+import re
 from decimal import Context, Decimal, Inexact, InvalidOperation
 
 EPSILON_SCALE = 10**6
@@ -56,3 +57,20 @@ def delta_from_fixed(value: int) -> Decimal:
 def from_fixed(value: int, scale: int) -> Decimal:
     """The exact Decimal of a fixed-point integer `value` with `scale` units per whole."""
     return _EXACT.divide(Decimal(value), Decimal(scale))
+
+
+def number_text(value: Decimal | float | int) -> str:
+    """A number as people write it: 2.50 -> 2.5, 1E+1 -> 10; a float to millionths (the
+    chain's precision for ε) without float noise: 1.0200000000000001 -> 1.02."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, int):
+        return str(value)
+    return format(Decimal(f"{value:.6f}").normalize(), "f")
+
+
+def delta_text(delta: Decimal | float) -> str:
+    """δ as people write it, 1e-5 or 0.0001: the shortest exact form, no zero-padded exponent
+    (Python's repr writes 1e-05, a Decimal's `:.2E` 1.00E-5)."""
+    return re.sub(r"e([+-])0*(\d)", lambda m: f"e{m[1].replace('+', '')}{m[2]}", repr(float(delta)))
+

@@ -27,6 +27,15 @@ if ! command -v bwrap > /dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get
     || echo "setup: bubblewrap unavailable; the sandbox uses unshare"
 fi
 
+# Debian's chromium: the browser the market page's test drives headless (Playwright is
+# pointed at it; its own browser download is never used).
+if ! command -v chromium > /dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get > /dev/null; then
+  echo "setup: installing chromium ..."
+  apt-get install -y -qq chromium > /dev/null 2>&1 \
+    || { apt-get update -qq > /dev/null 2>&1 && apt-get install -y -qq chromium > /dev/null 2>&1; } \
+    || echo "setup: chromium unavailable; the market page's browser test will fail"
+fi
+
 node_stamp="node_modules/.cove-setup"
 node_want="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ]]; then

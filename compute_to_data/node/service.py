@@ -3,7 +3,8 @@
 It speaks the IPFS trustless gateway protocol over exactly the content the chain names for
 its runner (`PublishedContent`), takes the owner's documents before they are published
 (`/cove/v1/documents`), and announces its public URL on-chain (`setEndpoint`), so that a
-buyer who knows only the chain finds it. It binds 127.0.0.1 unless told otherwise; a
+buyer who knows only the chain finds it. A browser at `/` gets the read-only market page
+(`exchange.ui`), each check on it labelled as the endpoint's own. It binds 127.0.0.1 unless told otherwise; a
 public deployment puts it behind the owner's reverse proxy and names that as `public_url`.
 """
 
@@ -13,15 +14,17 @@ import logging
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from compute_to_data.node.documents import Offers, documents_routes
-from compute_to_data.node.gateway import GatewayServer, build_app, gateway_routes
+from compute_to_data.node.gateway import gateway_routes
 from compute_to_data.node.published import PublishedContent
 from exchange.client import CoveClient
 from exchange.errors import InputError
+from exchange.http_server import HttpServer, build_app
 from exchange.networks import checked_http_url
+from exchange.ui import MarketPage
 
 log = logging.getLogger("cove.node")
 
@@ -51,8 +54,10 @@ class OwnerNode:
         self.runner = runner
         self.content = PublishedContent(client, runner)
         offers = Offers(client.home.root / "node" / "offers.sqlite", client.store)
-        routes = [*gateway_routes(self.content), *documents_routes(offers), Route("/", self._about)]
-        self.server = GatewayServer(build_app(routes), host=listen.host, port=listen.port)
+        self.page = MarketPage(client, runner)
+        market = [route for route in self.page.routes() if route.path != "/"]
+        routes = [*gateway_routes(self.content), *documents_routes(offers), Route("/", self._front), *market]
+        self.server = HttpServer(build_app(routes), host=listen.host, port=listen.port)
 
     @property
     def url(self) -> str:
@@ -79,7 +84,10 @@ class OwnerNode:
         self.client.session.transact(cove.functions.setEndpoint(url))
         return True
 
-    async def _about(self, request: Request) -> JSONResponse:
+    async def _front(self, request: Request) -> Response:
+        """The market page for a browser; for anything else, what this node is, as JSON."""
+        if "text/html" in request.headers.get("accept", ""):
+            return await self.page.index(request)
         deployment = self.client.deployment
         return JSONResponse({
             "service": "cove-node",

@@ -1,5 +1,5 @@
 """`python -m exchange.cli`: the `cove` command, for when its script is not on PATH."""
 
-from exchange.cli.app import main
+from exchange.cli.entry import main
 
 main()

@@ -68,4 +68,5 @@ def list_(
     if json:
         print_json(accounts)
     else:
-        console.print(table("Accounts", ["name", "address", "kind"], [[a.name, a.address, a.kind] for a in accounts]))
+        console.print(table("Accounts", ["name", "address", "kind"], [[a.name, a.address, a.kind] for a in accounts],
+                            whole={"address"}))

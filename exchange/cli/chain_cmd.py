@@ -94,7 +94,7 @@ def deploy_command(
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,
-    token: str | None = typer.Option(None, "--token", help="Default payment token of the hub: an existing ERC-20 \\[default: a new test token (tUSD) on the local chain, none elsewhere]."),
+    token: str | None = typer.Option(None, "--token", help="Default payment token of the hub: an existing ERC-20 (default: a new test token, tUSD, on the local chain; none elsewhere)."),
     redeploy: bool = typer.Option(False, "--redeploy", help="Deploy anew even if Cove is deployed here."),
     json: JsonOption = False,
 ) -> None:

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from exchange.cli.lazy import LazyName
 from exchange.cli.options import chain_command, AccountOption, HomeOption, JsonOption, RpcOption, layout, open_client
+from exchange.units import delta_text
 from exchange.cli.output import console, fields, frame_records, print_json, success, table
 from exchange.cli.policy_options import (
     Allow, AllowFile, Budget, ComputeOnly, Delta, Expiry, Family, FreeCap, MaxEpochs, PerJobCap, Price, Token,
@@ -19,6 +20,7 @@ from exchange.errors import InputError, PolicyError
 
 if TYPE_CHECKING:
     from exchange.catalog import DatasetView
+    from exchange.client import CoveClient
     from exchange.policy import PolicyTerms
 
 # What `publish` calls, bound on first use: these modules import pandas and web3 (seconds),
@@ -57,7 +59,7 @@ def publish(
     allowlist_file: AllowFile = None,
     family: Family = None,
     compute_only: ComputeOnly = None,
-    runner: str | None = typer.Option(None, "--runner", help="Runner account address \\[default: the publisher]."),
+    runner: str | None = typer.Option(None, "--runner", help="Runner account address (default: the publisher)."),
     governed_by: str | None = typer.Option(None, "--governed-by", help="Consortium (name or governor address) whose votes alone may change the policy."),
     mock_rows: int = typer.Option(20, "--mock-rows", min=1, max=1000, help="Rows in the public mock sample."),
     home: HomeOption = None,
@@ -85,6 +87,7 @@ def publish(
     if "payment_token" not in given and str(given["price"]).strip() not in ("0", "0.0"):
         given["payment_token"] = client.deployment.payment_token
     terms = parse_terms(**given)
+    _refuse_past_expiry(client, terms)
     controller = None
     if governed_by is not None:
         controller = find_consortium(client, ConsortiumBook(layout(home).deployments), governed_by).timelock
@@ -119,13 +122,22 @@ def datasets(home: HomeOption = None, rpc: RpcOption = None, json: JsonOption = 
 
     # Typed per column as the DataFrame this command used to print (a price column with one
     # paid dataset is float throughout), so the output stays what scripts already read.
-    records = frame_records(dataset_listing(open_client(home, rpc, None, needs_account=False)))
+    client = open_client(home, rpc, None, needs_account=False)
+    records = frame_records(dataset_listing(client))
     if json:
         print_json(records)
         return
     rows = [[r["id"], r["name"], r["rows"], r["columns"], "free" if r["currency"] == "free" else f"{r['price']:g} {r['currency']}",
-             f"{r['budget_epsilon']:g}", f"{r['per_job_epsilon']:g}", r["tags"], r["owner"]] for r in records]  # fmt: skip
-    console.print(table("Datasets", ["id", "name", "rows", "columns", "price", "budget ε", "per-job ε", "tags", "owner"], rows))
+             f"{r['budget_epsilon']:g}", f"{r['per_job_epsilon']:g}", ", ".join(r["tags"]), r["owner"]] for r in records]  # fmt: skip
+    console.print(table("Datasets", ["id", "name", "rows", "columns", "price", "budget ε", "per-job ε", "tags", "owner"], rows,
+                        whole={"owner"}))  # fmt: skip
+
+
+def _refuse_past_expiry(client: CoveClient, terms: PolicyTerms) -> None:
+    """The chain refuses an expiry that is not after its clock (ExpiryInPast): say so before
+    anything is sent, as the user mistake it is (exit 2; the revert would exit 1)."""
+    if terms.expiry is not None and int(terms.expiry.timestamp()) <= client.chain_time():
+        raise PolicyError(f"The expiry {terms.expiry:%Y-%m-%d %H:%M:%S} UTC is already past; choose a later one.")
 
 
 def _policy_pairs(view_policy: PolicyTerms, version: int, symbol: str) -> list[tuple[str, Any]]:
@@ -137,7 +149,7 @@ def _policy_pairs(view_policy: PolicyTerms, version: int, symbol: str) -> list[t
         ("free credits per address", p.free_cap if p.is_free else "-"),
         ("privacy budget ε", p.budget),
         ("per-job cap ε", p.per_job_cap),
-        ("δ", f"{p.delta:.2E}"),
+        ("δ", delta_text(p.delta)),
         ("max epochs", p.max_epochs),
         ("access", "compute only" if p.compute_only else "compute and download"),
         ("expires", p.expiry.isoformat() if p.expiry else "never"),
@@ -270,6 +282,7 @@ def policy_set(
     if "price" in changes and "payment_token" not in changes and current.payment_token is None:
         changes["payment_token"] = client.deployment.payment_token
     terms = parse_terms(**(current.model_dump() | changes))
+    _refuse_past_expiry(client, terms)  # a kept expiry that has passed since too: the chain checks the whole policy
     receipt_hash, version = set_policy(client, dataset_id, terms)
     if json:
         print_json({"dataset_id": dataset_id, "version": version, "tx_hash": receipt_hash, **terms.model_dump(mode="json")})

@@ -13,7 +13,7 @@ from exchange.errors import InputError
 # exchange.governance (web3, the consortium contracts) is imported by each command when it runs.
 
 app = typer.Typer(help="Govern datasets by a consortium's vote (Governor + timelock).", no_args_is_help=True)
-ConsortiumOption = typer.Option(None, "--consortium", "-c", help="Consortium: its name in this home, or its governor's address \\[default: the only one this home knows].")
+ConsortiumOption = typer.Option(None, "--consortium", "-c", help="Consortium: its name in this home, or its governor's address (default: the only one this home knows).")
 
 
 def _book(home):  # type: ignore[no-untyped-def]
@@ -84,16 +84,18 @@ def propose_cmd(
     json: JsonOption = False,
 ) -> None:
     """Propose changes to a governed dataset; invalid policies are refused now, not at execution."""
-    from exchange.governance import build_actions, propose
+    from exchange.governance import build_actions, proposal_number, propose
 
     client = open_client(home, rpc, account)
     found = _consortium(client, home, consortium)
     actions = build_actions(client, found, dataset_id, _parse_sets(sets))
     proposal_id = propose(client, found, actions, description)
+    number = proposal_number(client, found, proposal_id)
     if json:
-        print_json({"proposal_id": str(proposal_id), "actions": [a.summary for a in actions]})
+        print_json({"number": number, "proposal_id": str(proposal_id), "actions": [a.summary for a in actions]})
     else:
-        success(f"proposal {proposal_id} created: " + "; ".join(a.summary for a in actions))
+        success(f"proposal #{number} created: " + "; ".join(a.summary for a in actions))
+        console.print(f"  members vote on it with `cove gov vote {number} for|against|abstain`")
 
 
 def _when(timestamp: int) -> str:
@@ -116,23 +118,20 @@ def proposals_cmd(
     if json:
         print_json([{**p.__dict__, "proposal_id": str(p.proposal_id)} for p in found])
         return
-    rows = [[str(p.proposal_id)[:12] + "…", p.state, f"{p.votes_for:g}", f"{p.votes_against:g}", f"{p.votes_abstain:g}",
+    # The short number is what vote, queue and execute take; the full id is in --json.
+    rows = [[str(p.number), p.state, f"{p.votes_for:g}", f"{p.votes_against:g}", f"{p.votes_abstain:g}",
              f"{p.quorum:g}", _when(p.vote_start), _when(p.vote_end), _when(p.eta), p.description[:40]] for p in found]  # fmt: skip
-    console.print(table("Proposals (times UTC)", ["id", "state", "for", "against", "abstain", "quorum",
+    console.print(table("Proposals (times UTC)", ["#", "state", "for", "against", "abstain", "quorum",
                                                    "voting starts", "voting ends", "executable", "description"], rows))  # fmt: skip
 
 
-def _proposal_id(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise InputError(f"{text!r} is not a proposal id; see `cove gov proposals --json`.") from None
+ProposalArgument = typer.Argument(..., help="The proposal: its number (the # of `cove gov proposals`) or its full id.")
 
 
 @app.command("vote")
 @chain_command
 def vote_cmd(
-    proposal: str = typer.Argument(..., help="Proposal id."),
+    proposal: str = ProposalArgument,
     choice: str = typer.Argument(..., help="for, against or abstain."),
     reason: str = typer.Option("", "--reason", help="Why (public, on-chain)."),
     consortium: str | None = ConsortiumOption,
@@ -145,8 +144,9 @@ def vote_cmd(
     from exchange.governance import vote
 
     client = open_client(home, rpc, account)
-    vote(client, _consortium(client, home, consortium), _proposal_id(proposal), choice, reason)
-    _done(json, f"{client.session.sender} voted {choice}", voter=client.session.sender, proposal_id=proposal, choice=choice)
+    found = vote(client, _consortium(client, home, consortium), proposal, choice, reason)
+    _done(json, f"{client.session.sender} voted {choice} on proposal #{found.number}", voter=client.session.sender,
+          number=found.number, proposal_id=str(found.proposal_id), choice=choice)  # fmt: skip
 
 
 @app.command("delegate")
@@ -167,12 +167,12 @@ def delegate_cmd(
     _done(json, f"{client.session.sender} delegated to {to}", delegator=client.session.sender, delegate=to)
 
 
-def _run_step(step, proposal: str, consortium: str | None, home, rpc, account) -> None:  # type: ignore[no-untyped-def]
+def _run_step(step, proposal: str, consortium: str | None, home, rpc, account):  # type: ignore[no-untyped-def]
     client = open_client(home, rpc, account)
-    step(client, _consortium(client, home, consortium), _proposal_id(proposal))
+    return step(client, _consortium(client, home, consortium), proposal)
 
 
-def _done(json: bool, message: str, **fields: str) -> None:
+def _done(json: bool, message: str, **fields: object) -> None:
     if json:
         print_json(fields)
     else:
@@ -182,7 +182,7 @@ def _done(json: bool, message: str, **fields: str) -> None:
 @app.command("queue")
 @chain_command
 def queue_cmd(
-    proposal: str = typer.Argument(..., help="Proposal id."),
+    proposal: str = ProposalArgument,
     consortium: str | None = ConsortiumOption,
     home: HomeOption = None,
     rpc: RpcOption = None,
@@ -192,14 +192,15 @@ def queue_cmd(
     """Queue a passed proposal in the timelock."""
     from exchange.governance import queue
 
-    _run_step(queue, proposal, consortium, home, rpc, account)
-    _done(json, "proposal queued; execute it once the timelock delay has passed", proposal_id=proposal, state="queued")
+    found = _run_step(queue, proposal, consortium, home, rpc, account)
+    _done(json, f"proposal #{found.number} queued; execute it once the timelock delay has passed",
+          number=found.number, proposal_id=str(found.proposal_id), state="queued")  # fmt: skip
 
 
 @app.command("execute")
 @chain_command
 def execute_cmd(
-    proposal: str = typer.Argument(..., help="Proposal id."),
+    proposal: str = ProposalArgument,
     consortium: str | None = ConsortiumOption,
     home: HomeOption = None,
     rpc: RpcOption = None,
@@ -209,5 +210,6 @@ def execute_cmd(
     """Execute a queued proposal after the timelock delay."""
     from exchange.governance import execute
 
-    _run_step(execute, proposal, consortium, home, rpc, account)
-    _done(json, "proposal executed", proposal_id=proposal, state="executed")
+    found = _run_step(execute, proposal, consortium, home, rpc, account)
+    _done(json, f"proposal #{found.number} executed", number=found.number, proposal_id=str(found.proposal_id),
+          state="executed")  # fmt: skip

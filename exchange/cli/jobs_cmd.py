@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from exchange.cli.options import chain_command, AccountOption, HomeOption, JsonOption, RpcOption, open_client
+from exchange.units import delta_text
 from exchange.cli.output import console, print_json, success, table
 from exchange.errors import InputError, ProvenanceError
 
@@ -49,18 +50,18 @@ def train(
     wait: bool = typer.Option(False, "--wait", help="Wait until the runner completes or fails the job."),
     timeout: float | None = typer.Option(
         None, "--timeout",
-        help="Seconds to wait with --wait \\[default: 900]; for a federated run, for the whole run \\[default: from the rounds and the timeouts].",
+        help="Seconds to wait with --wait (default: 900); for a federated run, for the whole run (default: from the rounds and the timeouts).",
     ),
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="Where a federated run writes its model \\[default: federation-ID.safetensors]."
+        None, "--out", "-o", help="Where a federated run writes its model (default: federation-ID.safetensors)."
     ),
     join_timeout: float = typer.Option(120, "--join-timeout", help="Seconds a federated run waits for every runner to join."),
     stage_timeout: float = typer.Option(120, "--stage-timeout", help="Seconds a federated round waits for the runners' replies."),
     listen: str | None = typer.Option(
-        None, "--listen", help="HOST:PORT the federated run's Flower SuperLink binds \\[default: 127.0.0.1, a free port].",
+        None, "--listen", help="HOST:PORT the federated run's Flower SuperLink binds (default: 127.0.0.1, a free port).",
     ),
     public_address: str | None = typer.Option(
-        None, "--public-address", help="HOST:PORT the runners dial to join \\[default: the --listen address].",
+        None, "--public-address", help="HOST:PORT the runners dial to join (default: the --listen address).",
     ),
     home: HomeOption = None,
     rpc: RpcOption = None,
@@ -101,7 +102,7 @@ def train(
     )
     if tight:
         console.print(f"  tight ε {tight['epsilon']:.3g} for the job, {tight['composed_epsilon']:.3g} for the dataset, "
-                      f"at δ {tight['delta']:g} ({tight['accountant']}; {tight['note']})", highlight=False)  # fmt: skip
+                      f"at δ {delta_text(tight['delta'])} ({tight['accountant']}; {tight['note']})", highlight=False)  # fmt: skip
     else:
         console.print(f"  no tight ε: {escape(why or '')}", highlight=False)
     if status:
@@ -202,7 +203,7 @@ def jobs(
         return
     rows = [[j.job_id, j.dataset_id, j.status, j.consumer, j.runner or "-",
              datetime.fromtimestamp(j.deadline, UTC).strftime("%Y-%m-%d %H:%M")] for j in found]  # fmt: skip
-    console.print(table("Jobs", ["job", "dataset", "status", "buyer", "runner", "deadline (UTC)"], rows))
+    console.print(table("Jobs", ["job", "dataset", "status", "buyer", "runner", "deadline (UTC)"], rows, whole={"buyer", "runner"}))
 
 
 def _checks_table(title: str, checks) -> None:  # type: ignore[no-untyped-def]
@@ -213,7 +214,7 @@ def _checks_table(title: str, checks) -> None:  # type: ignore[no-untyped-def]
 @chain_command
 def fetch(
     job_id: int = typer.Argument(..., help="Job id."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Model file to write \\[default: job-ID.safetensors]."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Model file to write (default: job-ID.safetensors)."),
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,

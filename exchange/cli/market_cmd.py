@@ -72,7 +72,7 @@ def _bought(purchase) -> None:  # type: ignore[no-untyped-def]
 
 @chain_command
 def balance(
-    address: str | None = typer.Argument(None, help="Address to look at \\[default: your account]."),
+    address: str | None = typer.Argument(None, help="Address to look at (default: your account)."),
     home: HomeOption = None,
     rpc: RpcOption = None,
     account: AccountOption = None,

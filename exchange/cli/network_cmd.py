@@ -53,7 +53,7 @@ def list_(home: HomeOption = None, json: JsonOption = False) -> None:
         console.print("no networks yet; add one with `cove network add NAME --rpc URL --hub ADDRESS`")
         return
     rows = [[n, v.rpc, v.hub, ", ".join(v.gateways) or "-", v.log_range or "-"] for n, v in sorted(networks.items())]
-    console.print(table("Networks", ["name", "rpc", "hub", "gateways", "log range"], rows))
+    console.print(table("Networks", ["name", "rpc", "hub", "gateways", "log range"], rows, whole={"hub"}))
 
 
 @app.command("remove")

@@ -27,15 +27,15 @@ if TYPE_CHECKING:
     from exchange.connection import Target
 
 HomeOption = Annotated[
-    Path | None, typer.Option("--home", envvar="COVE_HOME", help="Cove's state directory \\[default: ~/.cove].")
+    Path | None, typer.Option("--home", envvar="COVE_HOME", help="Cove's state directory (default: ~/.cove).")
 ]
 RpcOption = Annotated[
     str | None,
-    typer.Option("--rpc", envvar="COVE_RPC_URL", help="JSON-RPC URL \\[default: the network's, else the local chain of `cove chain up`]."),
+    typer.Option("--rpc", envvar="COVE_RPC_URL", help="JSON-RPC URL (default: the network's, else the local chain of `cove chain up`)."),
 ]
 HubOption = Annotated[
     str | None,
-    typer.Option("--hub", envvar="COVE_HUB", help="Address of the Cove hub \\[default: the network's, else the one `cove deploy` recorded]."),
+    typer.Option("--hub", envvar="COVE_HUB", help="Address of the Cove hub (default: the network's, else the one `cove deploy` recorded)."),
 ]
 NetworkOption = Annotated[
     str | None,
@@ -49,7 +49,7 @@ AccountOption = Annotated[
     str | None,
     typer.Option(
         "--account", "-a", envvar="COVE_ACCOUNT",
-        help="Keystore account name, or dev0..dev9 on the local chain \\[default: dev0 on the local chain].",
+        help="Keystore account name, or dev0..dev9 on the local chain (default: dev0 on the local chain).",
     ),
 ]  # fmt: skip
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

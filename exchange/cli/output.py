@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -70,10 +72,21 @@ def print_json(value: Any) -> None:
         console.file.write(text + "\n")
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+def print_error_json(message: str, code: str) -> None:
+    """`--json`'s error object, one line on stderr, for a script to read instead of a sentence."""
+    sys.stderr.write(json.dumps({"error": {"message": message, "code": code}}, ensure_ascii=False) + "\n")
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]], whole: Collection[str] = ()) -> Table:
+    """A table; the `whole` columns (addresses) are never cut or wrapped, the others fold to make room."""
     grid = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
-        grid.add_column(column)
+        if column in whole:
+            index = columns.index(column)
+            width = max((cell_len(str(row[index])) for row in rows if row[index] is not None), default=0)
+            grid.add_column(column, no_wrap=True, overflow="ignore", min_width=max(width, cell_len(column)))
+        else:
+            grid.add_column(column, overflow="fold")
     for row in rows:
         grid.add_row(*["" if cell is None else escape(str(cell)) for cell in row])
     return grid

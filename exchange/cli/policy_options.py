@@ -10,11 +10,11 @@ import typer
 from exchange.errors import PolicyError
 
 Price = Annotated[str | None, typer.Option("--price", help="Price of one credit in the payment token (0 = free).")]
-Token = Annotated[str | None, typer.Option("--token", help="Payment token address \\[default: the local test token].")]
+Token = Annotated[str | None, typer.Option("--token", help="Payment token address (default: the local test token).")]
 Budget = Annotated[str | None, typer.Option("--budget", help="Total privacy budget ε of the dataset.")]
 PerJobCap = Annotated[str | None, typer.Option("--per-job-cap", help="Largest ε one job may spend.")]
-Delta = Annotated[str | None, typer.Option("--delta", help="δ of every (ε, δ) guarantee \\[default: 1e-5].")]
-MaxEpochs = Annotated[int | None, typer.Option("--max-epochs", help="Most epochs one job may train \\[default: 20].")]
+Delta = Annotated[str | None, typer.Option("--delta", help="δ of every (ε, δ) guarantee (default: 1e-5).")]
+MaxEpochs = Annotated[int | None, typer.Option("--max-epochs", help="Most epochs one job may train (default: 20).")]
 FreeCap = Annotated[int | None, typer.Option("--free-cap", help="Free credits per address (free datasets).")]
 Expiry = Annotated[str | None, typer.Option("--expiry", help="Stop selling after this ISO date/time (UTC), or 'never'.")]
 Allow = Annotated[list[str] | None, typer.Option("--allow", help="Allowlisted buyer address (repeatable).")]

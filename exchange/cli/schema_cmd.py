@@ -24,14 +24,20 @@ _DRAFT_WARNING = (
 @app.command("draft")
 def draft(
     file: Path = typer.Argument(..., help="The private CSV or Parquet file."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write the draft here \\[default: print it]."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the draft here (default: print it)."),
+    as_json: JsonOption = False,
 ) -> None:
     """Print a draft schema of a private file, for you to edit (it is read off the rows, so
     never publish it unedited)."""
     from exchange.datasets import draft_schema, load_table
 
-    schema = draft_schema(load_table(file))
-    text = json.dumps(schema.model_dump(mode="json", exclude_none=True), indent=2) + "\n"
+    document = draft_schema(load_table(file)).model_dump(mode="json", exclude_none=True)
+    text = json.dumps(document, indent=2) + "\n"
+    if as_json:  # the warning travels with the draft: stderr is for an error alone
+        if out is not None:
+            out.write_text(text)
+        print_json({"schema": document, "out": None if out is None else str(out), "warning": _DRAFT_WARNING})
+        return
     errors.print(f"[yellow]{_DRAFT_WARNING}[/yellow]")
     if out is None:
         typer.echo(text, nl=False)

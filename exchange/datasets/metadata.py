@@ -28,8 +28,13 @@ from exchange.datasets.schema import KIND_DTYPES, DatasetSchema, check_frame
 from exchange.datasets.stream import Progress
 from exchange.errors import DatasetError, InputError
 from exchange.storage.canonical import canonical_json
+from exchange.storage.cid import CHUNK_SIZE
+from exchange.validation_messages import describe
 
 FORMAT_VERSION = 2
+# The metadata document is published as one raw block: the chain keeps its sha256 digest,
+# which names the document's CID only for a single block (exchange.documents).
+MAX_METADATA_BYTES = CHUNK_SIZE
 MAX_NAME_LENGTH = 100
 MAX_TAG_LENGTH = 64
 
@@ -142,10 +147,8 @@ class DatasetMetadata(BaseModel):
 
 
 def _first_error(exc: ValidationError) -> str:
-    # Only the location and message: pydantic's full text repeats the offending input.
-    err = exc.errors()[0]
-    where = ".".join(str(part) for part in err["loc"]) or "document"
-    return f"{where}: {err['msg']}"
+    # Where and what only, in Cove's words: pydantic's full text repeats the offending input.
+    return describe(exc)
 
 
 def frame_to_records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -225,22 +228,58 @@ def prepare_metadata(
 
     Returns the public metadata and the scan (whose true row count stays on this machine).
     """
-    scan = scan_table(Path(path), schema, key, progress=progress)
-    mock = generate_mock(schema, rows=mock_rows, seed=seed)
+    mock = frame_to_records(generate_mock(schema, rows=mock_rows, seed=seed))
     fields: dict[str, Any] = {
         "name": name,
         "description": description,
         "license": license,
         "tags": list(tags or []),
         "schema": schema,
-        "rows": noisy_count(scan.rows, count_noise_micro),
         "row_count": RowCount(sigma=count_noise_micro / COUNT_NOISE_SCALE),
-        "commitment": scan.commitment,
-        "mock": frame_to_records(mock),
+        "mock": mock,
     }
     if created_at is not None:
         fields["created_at"] = created_at
+    # Everything but the row count and the commitment is known before the file is read: a
+    # document that cannot be published is refused now, not after a long scan. The stand-ins
+    # are as long as the real values can be (a 20-digit count, a 64-digit digest).
+    check_metadata_size(_validated({**fields, "rows": 10**19, "commitment": _PLACEHOLDER_COMMITMENT}))
+    scan = scan_table(Path(path), schema, key, progress=progress)
+    metadata = _validated({**fields, "rows": noisy_count(scan.rows, count_noise_micro), "commitment": scan.commitment})
+    check_metadata_size(metadata)
+    return metadata, scan
+
+
+_PLACEHOLDER_COMMITMENT = DatasetCommitment(digest="0x" + "0" * 64)
+
+
+def _validated(fields: dict[str, Any]) -> DatasetMetadata:
     try:
-        return DatasetMetadata.model_validate(fields), scan
+        return DatasetMetadata.model_validate(fields)
     except ValidationError as exc:
         raise InputError(f"The dataset details are invalid ({_first_error(exc)}).") from None
+
+
+def check_metadata_size(metadata: DatasetMetadata) -> None:
+    """InputError, naming the cause, if the metadata document is above what one dataset may
+    publish: the chain keeps one digest per dataset, which names a single raw block."""
+    size = len(metadata.to_json_bytes())
+    if size <= MAX_METADATA_BYTES:
+        return
+    columns = len(metadata.schema_.columns)
+    # The bytes that grow with the columns (their schema entries and mock values) against the
+    # owner's own words; the rest (commitment, row count, ...) is small and fixed.
+    per_column = (len(canonical_json(metadata.schema_.model_dump(mode="json"))) + len(canonical_json(metadata.mock))) / columns
+    words = len(canonical_json([metadata.name, metadata.description, metadata.license, metadata.tags]))
+    limit = f"the {MAX_METADATA_BYTES:,}-byte limit for a dataset's metadata"
+    if words >= per_column * columns:
+        raise InputError(
+            f"The dataset's description, name, license and tags take {words:,} bytes, so its public metadata "
+            f"would take {size:,} bytes, above {limit}; shorten the description."
+        )
+    fitting = max(1, int((MAX_METADATA_BYTES - (size - per_column * columns)) // per_column))
+    raise InputError(
+        f"The dataset has {columns:,} columns; its public schema and {len(metadata.mock)}-row mock sample would take "
+        f"{size:,} bytes, above {limit} (about {fitting:,} columns like these fit); publish fewer columns, "
+        "or a smaller mock sample (--mock-rows)."
+    )

@@ -30,6 +30,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from exchange.errors import DatasetError, InputError
+from exchange.validation_messages import describe
 
 Kind: TypeAlias = Literal["integer", "float", "boolean", "categorical", "datetime"]
 Bound: TypeAlias = int | float | datetime
@@ -195,11 +196,8 @@ class DatasetSchema(BaseModel):
 
 
 def _schema_error(error: ValidationError) -> str:
-    # Location and message only: pydantic's full text repeats the input.
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "the document"
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}"
+    # Where and what only, in Cove's words: pydantic's full text repeats the input.
+    return describe(error)
 
 
 def _coerce_bound(name: str, kind: Kind, value: Bound) -> Bound:

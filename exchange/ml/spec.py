@@ -35,15 +35,17 @@ from pydantic import (
 
 from exchange.datasets.schema import ColumnSchema, DatasetSchema
 from exchange.errors import SpecError
+from exchange.ml.families import MODEL_FAMILIES
 from exchange.storage.canonical import canonical_json
 from exchange.units import scaled
+from exchange.validation_messages import first_problem, sentence
 
 Task: TypeAlias = Literal["classification", "regression"]
 Loss: TypeAlias = Literal["cross_entropy", "bce", "mse"]
 OptimizerName: TypeAlias = Literal["sgd", "adam"]
 
 SPEC_VERSION = 1
-FAMILIES: tuple[str, ...] = ("mlp",)
+FAMILIES: tuple[str, ...] = MODEL_FAMILIES
 
 # Resource limits: the runner trains inside a sandbox with CPU, memory and time limits, and a
 # spec that cannot fit is better refused before any credit is spent on it.
@@ -393,18 +395,10 @@ def target_classes(column: ColumnSchema) -> list[str]:
 
 
 def _sentence(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        return f"The model spec has an unknown field '{where}'; remove it."
-    if first["type"] == "union_tag_invalid":
+    problem = first_problem(error, drop=LAYER_TYPES)
+    if problem.kind == "union_tag_invalid":
         return (
-            f"The model spec's {where} names a layer type that is not allowed; "
+            f"The model spec's {problem.where} names a layer type that is not allowed; "
             f"use one of {', '.join(LAYER_TYPES)}."
         )
-    if first["type"] == "missing":
-        return f"The model spec is missing the field '{where}'."
-    if not where:
-        return f"The model spec is invalid: {message}."
-    return f"The model spec's {where} is invalid: {message}."
+    return sentence(error, "The model spec", drop=LAYER_TYPES)

@@ -16,6 +16,7 @@ from exchange.ml.spec import ModelSpec
 from exchange.policy import PolicyTerms, parse_terms
 from exchange.sdk import display, ledger
 from exchange.sdk.spec import Spec, check_spec, spec_of
+from exchange.units import delta_text, number_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -40,15 +41,15 @@ class Policy:
 
     def price_text(self) -> str:
         t = self.terms
-        return f"free, {t.free_cap} credit(s) per address" if t.is_free else f"{_number(t.price)} {self.symbol} per credit"
+        return f"free, {t.free_cap} credit(s) per address" if t.is_free else f"{number_text(t.price)} {self.symbol} per credit"
 
     def summary(self) -> str:
         """One line: budget, per-job cap, δ, epochs, who may buy, which models."""
         t = self.terms
         parts = [
-            f"budget ε {_number(t.budget)}",
-            f"at most ε {_number(t.per_job_cap)} per job",
-            f"δ {float(t.delta):g}",
+            f"budget ε {number_text(t.budget)}",
+            f"at most ε {number_text(t.per_job_cap)} per job",
+            f"δ {delta_text(t.delta)}",
             f"≤ {t.max_epochs} epochs",
             f"allowlist of {len(t.allowlist)}" if t.allowlist else "open to everyone",
         ]
@@ -63,9 +64,9 @@ class Policy:
         return [
             ("version", self.version),
             ("price", self.price_text()),
-            ("privacy budget ε", _number(t.budget)),
-            ("per-job cap ε", _number(t.per_job_cap)),
-            ("δ", f"{float(t.delta):g}"),
+            ("privacy budget ε", number_text(t.budget)),
+            ("per-job cap ε", number_text(t.per_job_cap)),
+            ("δ", delta_text(t.delta)),
             ("max epochs", t.max_epochs),
             ("access", "compute only" if t.compute_only else "compute and download"),
             ("expires", t.expiry.isoformat() if t.expiry else "never"),
@@ -78,14 +79,6 @@ class Policy:
 
     def __repr__(self) -> str:
         return display.text_fields(self.pairs(), f"Policy of dataset #{self.dataset_id}")
-
-
-def _number(value: Decimal | float | int) -> str:
-    """A decimal without trailing zeros or exponent noise: 2.50 -> 2.5, 1E+1 -> 10."""
-    if isinstance(value, Decimal):
-        text = format(value.normalize(), "f")
-        return text
-    return f"{value:g}"
 
 
 class Dataset:
@@ -330,20 +323,25 @@ class Dataset:
         spent = self.epsilon_spent
         remaining = max(0.0, float(policy.budget) - spent)
         meta = self._view.metadata
+        # The caption names the dataset (`_title`); the rows do not repeat it.
         return [
-            ("dataset", f"#{self.id} {self.name}"),
             ("description", meta.description if meta and meta.description else None),
             ("rows", self.rows),
             ("columns", ", ".join(f"{c.name} ({c.kind})" for c in meta.schema_.columns) if meta else None),
             ("price", policy.price_text()),
             ("policy", policy.summary()),
-            ("ε spent / remaining", f"{spent:g} / {remaining:g} of {_number(policy.budget)}"),
+            ("ε spent / remaining", f"{spent:g} / {remaining:g} of {number_text(policy.budget)}"),
             ("my credits", self.credits),
             ("owner", self.owner),
         ]
 
+    def _title(self) -> str:
+        """"Dataset #1 Patients", or "Dataset #1" while its metadata is out of reach."""
+        meta = self._view.metadata
+        return f"Dataset #{self.id} {meta.name}" if meta else f"Dataset #{self.id}"
+
     def _repr_html_(self) -> str:
-        return display.fields(self._pairs(), caption=f"Dataset #{self.id}")
+        return display.fields(self._pairs(), caption=self._title())
 
     def __repr__(self) -> str:
         return f"<Dataset #{self.id} {self.name!r}: {self.rows} rows>"

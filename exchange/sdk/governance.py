@@ -42,25 +42,30 @@ class Consortium:
         actions = gov.build_actions(client, self.record, dataset_id, {k: _text(v) for k, v in changes.items()})
         return gov.propose(client, self.record, actions, description)
 
-    def vote(self, proposal_id: int, choice: str, reason: str = "") -> None:
-        gov.vote(self.cove.client, self.record, proposal_id, choice, reason)
+    # A proposal is named by its short number (the `number` column of `proposals()`, the same
+    # for every member) or by its full id.
+
+    def vote(self, proposal: int | str, choice: str, reason: str = "") -> None:
+        gov.vote(self.cove.client, self.record, proposal, choice, reason)
 
     def delegate(self, to: str) -> None:
         gov.delegate(self.cove.client, self.record, to)
 
-    def queue(self, proposal_id: int) -> None:
-        gov.queue(self.cove.client, self.record, proposal_id)
+    def queue(self, proposal: int | str) -> None:
+        gov.queue(self.cove.client, self.record, proposal)
 
-    def execute(self, proposal_id: int) -> None:
-        gov.execute(self.cove.client, self.record, proposal_id)
+    def execute(self, proposal: int | str) -> None:
+        gov.execute(self.cove.client, self.record, proposal)
 
     def proposals(self) -> pd.DataFrame:
+        columns = ["number", "id", "state", "for", "against", "abstain", "quorum", "description"]
         rows = [
-            {"id": p.proposal_id, "state": p.state, "for": float(p.votes_for), "against": float(p.votes_against),
-             "abstain": float(p.votes_abstain), "quorum": float(p.quorum), "description": p.description}
+            {"number": p.number, "id": p.proposal_id, "state": p.state, "for": float(p.votes_for),
+             "against": float(p.votes_against), "abstain": float(p.votes_abstain), "quorum": float(p.quorum),
+             "description": p.description}
             for p in gov.proposals(self.cove.client, self.record)
         ]  # fmt: skip
-        return pd.DataFrame(rows, columns=["id", "state", "for", "against", "abstain", "quorum", "description"])
+        return pd.DataFrame(rows, columns=columns)
 
     def __repr__(self) -> str:
         return f"<Consortium {self.name}: governor {self.record.governor}, timelock {self.timelock}>"

@@ -19,6 +19,7 @@ from exchange.provenance import Check, SignedProvenance, record_hash
 from exchange.sdk import display, ledger
 from exchange.sdk.errors import JobFailed, JobRefunded, JobTimeout, VerificationFailed
 from exchange.sdk.ipython import _get_ipython
+from exchange.units import delta_from_fixed, delta_text
 
 if TYPE_CHECKING:
     from torch import nn
@@ -101,7 +102,7 @@ class Provenance:
             ("runner (signer)", r.runner),
             ("ε spent", f"{r.epsilon / 10**6:g}"),
             ("tight ε (PLD, not enforced)", "none" if tight is None else f"{tight:.4g}"),
-            ("δ", f"{r.delta / 10**18:g}"),
+            ("δ", delta_text(delta_from_fixed(r.delta))),
             ("accountant", f"{r.accountant.upper()} over {len(r.rdp_orders)} orders"),
             ("noise multiplier σ", f"{dp.noise_multiplier / 10**6:g}"),
             ("sample rate q", f"{dp.sample_rate / 10**9:g}"),

@@ -61,9 +61,10 @@ def policy_deltas(client: CoveClient, dataset_ids: set[int]) -> dict[int, float]
     return deltas
 
 
-def jobs_frame(client: CoveClient, rows: list[dict[str, Any]], deltas: dict[int, float]) -> pd.DataFrame:
-    """One row per job (index rows, as `indexed_jobs` gives them): id, dataset, status, buyer,
-    runner, ε at its dataset's δ (from `deltas`), deadline, the runner's fail reason."""
+def job_rows(client: CoveClient, rows: list[dict[str, Any]], deltas: dict[int, float]) -> list[dict[str, Any]]:
+    """One record of JOB_COLUMNS per job (index rows, as `indexed_jobs` gives them): id,
+    dataset, status, buyer, runner, ε at its dataset's δ (from `deltas`), deadline, the
+    runner's fail reason."""
     requests = [RequestedJob.from_index(row) for row in rows]
     curves = honest_curves(client, requests) if rows else {}
     epsilons: dict[tuple[str, float], float] = {}  # jobs repeat parameters: ε once per (curve, δ)
@@ -88,26 +89,36 @@ def jobs_frame(client: CoveClient, rows: list[dict[str, Any]], deltas: dict[int,
             "deadline": datetime.fromtimestamp(info.deadline, UTC),
             "reason": row["reason"],
         })  # fmt: skip
-    return pd.DataFrame(records, columns=JOB_COLUMNS)
+    return records
 
 
-def budget_history(client: CoveClient, dataset_id: int, delta: float) -> pd.DataFrame:
-    """The dataset's charges in order, with each one's ε and the composed ε after it: first
-    the release of its row count at publication (job None), then its charged jobs.
+def jobs_frame(client: CoveClient, rows: list[dict[str, Any]], deltas: dict[int, float]) -> pd.DataFrame:
+    """`job_rows` as a DataFrame."""
+    return pd.DataFrame(job_rows(client, rows, deltas), columns=JOB_COLUMNS)
 
-    Columns: job, status, epsilon, composed_epsilon. Composition is RDP: the curves add up
-    order by order (`accounting.compose`) and ε is read off the sum at the policy's δ, as
-    the on-chain ledger does.
+
+def budget_points(client: CoveClient, dataset_id: int, delta: float) -> list[dict[str, Any]]:
+    """The dataset's charges in order, each a record of HISTORY_COLUMNS with its own ε and
+    the composed ε after it: first the release of its row count at publication (job None),
+    then its charged jobs.
+
+    Composition is RDP: the curves add up order by order (`accounting.compose`) and ε is
+    read off the sum at the policy's δ, as the on-chain ledger does.
     """
     count_noise, jobs = _charges(client, dataset_id)
     if count_noise is None:
-        return pd.DataFrame(columns=HISTORY_COLUMNS)
+        return []
     curves = [count_release_curve(count_noise)]
     rows = [_history_row(None, "published", curves, delta)]
     for status, job in jobs:
         curves.append(job.honest_curve)
         rows.append(_history_row(job.job_id, status, curves, delta))
-    return pd.DataFrame(rows, columns=HISTORY_COLUMNS).astype({"job": "Int64"})
+    return rows
+
+
+def budget_history(client: CoveClient, dataset_id: int, delta: float) -> pd.DataFrame:
+    """`budget_points` as a DataFrame (columns: job, status, epsilon, composed_epsilon)."""
+    return pd.DataFrame(budget_points(client, dataset_id, delta), columns=HISTORY_COLUMNS).astype({"job": "Int64"})
 
 
 HISTORY_COLUMNS = ["job", "status", "epsilon", "composed_epsilon"]

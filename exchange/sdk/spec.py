@@ -19,6 +19,7 @@ from exchange.datasets import DatasetMetadata, DatasetSchema
 from exchange.errors import SpecError
 from exchange.jobs import check_spec_policy
 from exchange.ml.spec import ENCODED_KINDS, TASK_TARGET_KINDS, ModelSpec, target_classes
+from exchange.units import delta_text
 
 if TYPE_CHECKING:
     from exchange.sdk.dataset import Dataset
@@ -184,7 +185,7 @@ def spec_summary(spec: ModelSpec) -> str:
     privacy = (f"ε ≤ {spec.dp.target_epsilon:g}" if spec.dp.target_epsilon is not None
                else f"σ {spec.dp.noise_multiplier:g}")  # fmt: skip
     return (f"{spec.task} of '{spec.target}' from {len(spec.features)} feature(s), "
-            f"MLP {'→'.join(widths)}, {spec.epochs} epoch(s), {privacy}, δ {spec.dp.delta:g}")  # fmt: skip
+            f"MLP {'→'.join(widths)}, {spec.epochs} epoch(s), {privacy}, δ {delta_text(spec.dp.delta)}")  # fmt: skip
 
 
 __all__ = ["ModelSpec", "Spec", "check_spec", "infer_task", "spec_of", "spec_summary"]

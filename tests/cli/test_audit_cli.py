@@ -68,7 +68,7 @@ def test_audit_prints_a_table_by_default(cove, owner_files: tuple[Path, Path]) -
     data, spec_file = owner_files
     result = cove("audit", "--data", str(data), "--spec", str(spec_file), "--canaries", "60", "--confidence", "0.9")
     assert result.exit_code == 0, result.stderr
-    for label in ("claimed ε (δ = 1e-05)", "empirical ε lower bound (90% confidence)", "attack AUC",
+    for label in ("claimed ε (δ = 1e-5)", "empirical ε lower bound (90% confidence)", "attack AUC",
                   "canaries", "guesses made", "correct guesses", "DP parameters", RUNNER_TRAINING):  # fmt: skip
         assert label in result.stdout, label
     assert "Consistent with the claimed ε" in result.stdout

@@ -27,14 +27,20 @@ SPEC: dict[str, Any] = {
 
 
 def one_sentence(result: CliResult, *fragments: str, code: int = 2) -> str:
-    """A refusal: exit `code`, one line on stderr, no traceback, naming every fragment."""
+    """A refusal: exit `code`, one line on stderr (a sentence, or with --json an error
+    object holding one), no traceback, naming every fragment."""
     assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and lines[0].endswith("."), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+    assert len(lines) == 1 and "Traceback" not in result.stderr + result.stdout, result.stderr
+    if lines[0].startswith("{"):
+        sentence = json.loads(lines[0])["error"]["message"]
+    else:
+        assert lines[0].startswith("Error: "), result.stderr
+        sentence = lines[0].removeprefix("Error: ")
+    assert sentence.endswith("."), sentence
     for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0].removeprefix("Error: ")
+        assert fragment in sentence, sentence
+    return sentence
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -93,5 +94,106 @@ def test_three_member_consortium_raises_a_budget_by_vote(cove, tmp_path: Path) -
         accepted = cove("train", "--dataset", "1", "--spec", str(spec), *buyer, "--json")
         assert accepted.exit_code == 0, accepted.stderr
         assert 2 < accepted.json()["composed_epsilon"] <= 8
+    finally:
+        cove("chain", "down")
+
+
+def _options(command: str) -> list[str]:
+    return re.findall(r"(?<![\w-])--[a-z][a-z-]*", command)
+
+
+def test_gov_deploy_suggests_options_that_exist(cove) -> None:  # type: ignore[no-untyped-def]
+    assert cove("chain", "up").exit_code == 0
+    try:
+        assert cove("deploy").exit_code == 0
+        deployed = cove("gov", "deploy", "--name", "hospitals", f"--member={dev_account(1).address}=1")
+        assert deployed.exit_code == 0, deployed.stderr
+        suggested = re.findall(r"`(cove [^`]+)`", deployed.stdout)
+        publish = [c for c in suggested if c.startswith("cove publish")]
+        assert publish, deployed.stdout
+        for command in suggested:
+            words = command.split()
+            # `cove publish …` or `cove gov vote …`: the command's help lists every option suggested.
+            path = words[1:2] if words[1] == "publish" else words[1:3]
+            help_text = cove(*path, "--help").stdout
+            for option in _options(command):
+                assert option in help_text, f"{command!r} suggests {option}, which `cove {' '.join(path)}` lacks"
+        assert "--governed-by hospitals" in publish[0] and "--controller" not in deployed.stdout
+    finally:
+        cove("chain", "down")
+
+
+def _one_error(result, *fragments: str) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_proposals_are_named_by_short_numbers(cove, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "registry.csv"
+    make_table(rows=300).to_csv(data, index=False)
+    members = [f"--member={dev_account(i).address}={votes}" for i, votes in ((1, 60), (2, 40))]
+    assert cove("chain", "up").exit_code == 0
+    try:
+        token = cove("deploy", "--json").json()["payment_token"]
+        assert cove("gov", "deploy", "--name", "hospitals", *members, "--voting-delay", "10",
+                    "--voting-period", "100", "--timelock-delay", "10").exit_code == 0  # fmt: skip
+        assert cove("chain", "mine", "--seconds", "1").exit_code == 0
+        schema = str(write_schema(tmp_path / "registry.schema.json"))
+        # The README's free governed dataset.
+        published = cove("publish", str(data), "--name", "Registry", "--schema", schema, "--budget", "4",
+                         "--per-job-cap", "2", "--free-cap", "5", "--governed-by", "hospitals")  # fmt: skip
+        assert published.exit_code == 0, published.stderr
+
+        # A price on a dataset without a payment token: the sentence says which --set to add.
+        _one_error(cove("gov", "propose", "--dataset", "1", "--set", "budget=8", "--set", "price=5",
+                        "--description", "Raise the budget", "-a", "dev1"),
+                   "A priced dataset needs a payment token: add --set token=0x…", token)  # fmt: skip
+        _one_error(cove("gov", "propose", "--dataset", "1", "--set", "model_families=transformer",
+                        "--description", "x", "-a", "dev1"), "known model families are: mlp")  # fmt: skip
+        priced = cove("gov", "propose", "--dataset", "1", "--set", "price=5", "--set", f"token={token}",
+                      "--description", "Charge 5 per credit", "-a", "dev1", "--json")  # fmt: skip
+        assert priced.exit_code == 0, priced.stderr
+        assert priced.json()["number"] == 1 and len(priced.json()["proposal_id"]) > 70
+        raised = cove("gov", "propose", "--dataset", "1", "--set", "budget=8", "--description", "Raise the budget", "-a", "dev1")
+        assert raised.exit_code == 0, raised.stderr
+        assert "proposal #2 created" in raised.stdout and "cove gov vote 2 for" in raised.stdout
+
+        listed = cove("gov", "proposals", "--json").json()
+        assert [p["number"] for p in listed] == [1, 2]
+        assert [p["description"] for p in listed] == ["Charge 5 per credit", "Raise the budget"]
+        full_id = listed[0]["proposal_id"]
+        table = cove("gov", "proposals").stdout
+        assert re.search(r"┃ #\s+┃ state", table) and re.search(r"│ 2\s+│ pending", table), table
+        assert full_id[:12] not in table  # no truncated ids to copy
+
+        assert cove("chain", "mine", "--seconds", "11").exit_code == 0
+        voted = cove("gov", "vote", "2", "for", "-a", "dev1", "--json")
+        assert voted.exit_code == 0, voted.stderr
+        assert voted.json()["number"] == 2 and voted.json()["proposal_id"] == listed[1]["proposal_id"]
+        assert cove("gov", "vote", "#2", "against", "-a", "dev2").exit_code == 0
+        assert cove("gov", "vote", full_id, "against", "-a", "dev1").exit_code == 0  # the full id works too
+        # Control: a number no proposal has, or no number at all, is refused before any transaction.
+        _one_error(cove("gov", "vote", "3", "for", "-a", "dev2"), "There is no proposal #3 in hospitals",
+                   "#1 to #2", "cove gov proposals")  # fmt: skip
+        _one_error(cove("gov", "queue", "0"), "There is no proposal #0")
+        _one_error(cove("gov", "execute", "abc"), "'abc' is not a proposal number or id")
+        _one_error(cove("gov", "vote", "1" * 77, "for", "-a", "dev2"), f"There is no proposal {'1' * 77}")
+
+        assert cove("chain", "mine", "--seconds", "101").exit_code == 0
+        states = {p["number"]: p["state"] for p in cove("gov", "proposals", "--json").json()}
+        assert states == {1: "defeated", 2: "succeeded"}
+        queued = cove("gov", "queue", "2", "--json")
+        assert queued.exit_code == 0, queued.stderr
+        assert queued.json() == {"number": 2, "proposal_id": listed[1]["proposal_id"], "state": "queued"}
+        assert cove("chain", "mine", "--seconds", "11").exit_code == 0
+        executed = cove("gov", "execute", "2")
+        assert executed.exit_code == 0, executed.stderr
+        assert "proposal #2 executed" in executed.stdout
+        policy = cove("policy", "show", "1", "--json").json()
+        assert (policy["version"], policy["budget"], policy["price"]) == (2, "8", "0")
     finally:
         cove("chain", "down")

@@ -159,8 +159,11 @@ def test_a_bad_spec_file_is_refused_without_a_transaction(  # type: ignore[no-un
     elif content is not None:
         spec.write_text(content)
     refused = cove("train", "--dataset", "1", "--spec", str(spec), "-a", "dev1", "--json")
-    # A privacy refusal is not an input error: exit 1.
-    one_sentence(refused, *fragments, code=1 if "above the per-job cap of ε 4" in fragments else 2)
+    # Each is a user mistake, a job over the per-job cap too: exit 2, and with --json one
+    # error object on stderr, nothing on stdout.
+    assert refused.exit_code == 2, refused.stderr
+    error = json.loads(refused.stderr)["error"]
+    assert all(fragment in error["message"] for fragment in fragments), error
     assert refused.stdout == ""
     assert job_count(cove) == 0
     balance = cove("balance", "-a", "dev1", "--json").json()

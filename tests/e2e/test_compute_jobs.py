@@ -289,7 +289,7 @@ def test_bad_specs_and_forced_requests_are_refused_before_anything_is_spent(
     # ε above the per-job cap: the SDK says so; forced, the chain says so.
     greedy = make_spec(epsilon=3.0)
     # (the noise search lands just below ε 3, or on it, depending on the dataset's noisy row count)
-    with pytest.raises(PrivacyError, match=r"This job would spend ε (2\.99\d*|3), above the per-job cap of ε 2\.5; add noise"):
+    with pytest.raises(PrivacyError, match=r"This job would spend ε (2\.99\d*|3), above the per-job cap of ε 2\.5; lower target_epsilon to at most 2\.5"):
         request_job(buyer, dataset_id, greedy)
     refusal = reverted(raw_request, buyer, dataset_id, greedy)
     assert refusal.error_name == "JobEpsilonAboveCap"
@@ -352,8 +352,8 @@ def test_modules_with_buffers_or_frozen_parameters_are_refused() -> None:
     # affine parameters, no way to freeze a parameter.
     for layers, fragment in (
         ([{"type": "BatchNorm1d"}, {"type": "Linear", "out_features": 2}], "names a layer type that is not allowed"),
-        ([{"type": "LayerNorm", "elementwise_affine": False}, {"type": "Linear", "out_features": 2}], "layers.0.LayerNorm.elementwise_affine is invalid"),
-        ([{"type": "Linear", "out_features": 2, "requires_grad": False}], "unknown field 'layers.0.Linear.requires_grad'"),
+        ([{"type": "LayerNorm", "elementwise_affine": False}, {"type": "Linear", "out_features": 2}], "layers.0.elementwise_affine is invalid"),
+        ([{"type": "Linear", "out_features": 2, "requires_grad": False}], "unknown field 'layers.0.requires_grad'"),
     ):  # fmt: skip
         with pytest.raises(SpecError, match=fragment):
             ModelSpec.parse({**spec_dict(features=("age",)), "layers": layers})

@@ -16,13 +16,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from compute_to_data.node.gateway import (
-    GatewayServer,
-    MemoryBlockSource,
-    build_app,
-    create_gateway_app,
-    gateway_routes,
-)
+from compute_to_data.node.gateway import MemoryBlockSource, create_gateway_app, gateway_routes
+from exchange.http_server import HttpServer, build_app
 from exchange.errors import (
     ContentMismatch,
     ContentNotFound,
@@ -53,13 +48,13 @@ def source() -> MemoryBlockSource:
 
 
 @pytest.fixture(scope="module")
-def server(source: MemoryBlockSource) -> Iterator[GatewayServer]:
-    with GatewayServer(create_gateway_app(source), max_header_bytes=16 * 1024) as running:
+def server(source: MemoryBlockSource) -> Iterator[HttpServer]:
+    with HttpServer(create_gateway_app(source), max_header_bytes=16 * 1024) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def base(server: GatewayServer) -> str:
+def base(server: HttpServer) -> str:
     return server.url
 
 
@@ -397,7 +392,7 @@ def test_large_headers_are_431(base: str) -> None:
     assert response.status_code == 431
 
 
-def test_headers_beyond_the_server_buffer_are_400(server: GatewayServer) -> None:
+def test_headers_beyond_the_server_buffer_are_400(server: HttpServer) -> None:
     # Uvicorn's h11 limit (max_header_bytes=16 KiB here) applies to a request head that is
     # still incomplete; it answers 400 and closes, whatever the app would have said.
     with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as conn:
@@ -456,7 +451,7 @@ def test_client_refuses_tampered_content(source: MemoryBlockSource, which: str) 
         victim = blocks[1][0]
     tampered = create_gateway_app(TamperedSource(source, victim))
     with (
-        GatewayServer(tampered) as liar,
+        HttpServer(tampered) as liar,
         client(liar.url) as reader,
         pytest.raises(ContentMismatch) as info,
     ):
@@ -470,7 +465,7 @@ def test_a_missing_child_block_aborts_the_stream(source: MemoryBlockSource) -> N
     root, blocks = build_dag(LARGE)
     holes = {blocks[2][0]}
     partial = create_gateway_app(_Filtered(source, holes))
-    with GatewayServer(partial) as node:
+    with HttpServer(partial) as node:
         response = requests.get(f"{node.url}/ipfs/{root}?format=car", timeout=TIMEOUT, stream=True)
         assert response.status_code == 200  # committed before the hole was found
         with pytest.raises(requests.exceptions.ChunkedEncodingError):
@@ -499,7 +494,7 @@ class _Failing:
 def test_server_errors_are_retried_a_bounded_number_of_times() -> None:
     failing = _Failing()
     with (
-        GatewayServer(create_gateway_app(failing)) as broken,
+        HttpServer(create_gateway_app(failing)) as broken,
         client(broken.url, attempts=3, retry_delay=0) as reader,
         pytest.raises(EndpointUnreachable) as info,
     ):
@@ -509,7 +504,7 @@ def test_server_errors_are_retried_a_bounded_number_of_times() -> None:
 
 
 def test_a_stopped_server_is_unreachable(source: MemoryBlockSource) -> None:
-    stopped = GatewayServer(create_gateway_app(source)).start()
+    stopped = HttpServer(create_gateway_app(source)).start()
     url = stopped.url
     stopped.stop()
     with (
@@ -526,7 +521,7 @@ def test_a_server_that_is_not_a_gateway_is_refused() -> None:
 
     app = build_app([Route("/ipfs/{rest:path}", html)])
     with (
-        GatewayServer(app) as impostor,
+        HttpServer(app) as impostor,
         client(impostor.url) as reader,
         pytest.raises(EndpointRefused) as info,
     ):
@@ -538,7 +533,7 @@ def test_a_server_that_is_not_a_gateway_is_refused() -> None:
 
 
 def test_server_binds_loopback_on_a_free_port(source: MemoryBlockSource) -> None:
-    server = GatewayServer(create_gateway_app(source))
+    server = HttpServer(create_gateway_app(source))
     assert server.port > 0 and server.url == f"http://127.0.0.1:{server.port}"
     server.start()
     try:
@@ -557,14 +552,14 @@ def test_routes_compose_with_other_routes(source: MemoryBlockSource) -> None:
         return PlainTextResponse("Cove node")
 
     app = build_app([Route("/", page), *gateway_routes(source)])
-    with GatewayServer(app) as node:
+    with HttpServer(app) as node:
         assert get(f"{node.url}/").text == "Cove node"
         assert get(f"{node.url}/ipfs/{small_cid()}?format=raw").content == SMALL
         assert get(f"{node.url}/{'x' * 2100}").status_code == 414  # limits cover every route
 
 
 def test_concurrency_limit_gives_503(source: MemoryBlockSource) -> None:
-    with GatewayServer(create_gateway_app(source), limit_concurrency=2) as node:
+    with HttpServer(create_gateway_app(source), limit_concurrency=2) as node:
         held = requests.Session()  # keeps its connection open (keep-alive)
         assert held.get(f"{node.url}/ipfs/bafkqaaa?format=raw", timeout=TIMEOUT).status_code == 200
         second = get(f"{node.url}/ipfs/bafkqaaa?format=raw")
@@ -574,7 +569,7 @@ def test_concurrency_limit_gives_503(source: MemoryBlockSource) -> None:
 
 def test_idle_keep_alive_connections_are_closed(source: MemoryBlockSource) -> None:
     with (
-        GatewayServer(create_gateway_app(source), timeout_keep_alive=1) as node,
+        HttpServer(create_gateway_app(source), timeout_keep_alive=1) as node,
         socket.create_connection(("127.0.0.1", node.port), timeout=TIMEOUT) as conn,
     ):
         conn.sendall(b"GET /ipfs/bafkqaaa?format=raw HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -589,7 +584,7 @@ def test_access_log_never_holds_request_bodies(
     source: MemoryBlockSource, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    with GatewayServer(create_gateway_app(source), access_log=True) as node:
+    with HttpServer(create_gateway_app(source), access_log=True) as node:
         response = requests.post(
             f"{node.url}/ipfs/bafkqaaa", data=b"SECRET-BODY-42", timeout=TIMEOUT
         )

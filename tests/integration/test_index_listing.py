@@ -157,7 +157,7 @@ def test_the_listing_is_the_chain_s_and_its_metadata_is_read_once(market: dict[s
         assert list(row) == LISTING_COLUMNS
         view = dataset_view(owner, row["id"])  # chain reads and the metadata document, independently
         assert (row["name"], row["rows"], row["columns"], row["tags"]) == (
-            view.metadata.name, view.rows, len(view.metadata.schema_.columns), ", ".join(view.metadata.tags))
+            view.metadata.name, view.rows, len(view.metadata.schema_.columns), list(view.metadata.tags))
         assert row["price"] == float(view.policy.price) and row["currency"] == view.payment_symbol
         assert (row["budget_epsilon"], row["per_job_epsilon"]) == (float(view.policy.budget), float(view.policy.per_job_cap))
         assert (row["policy_version"], row["owner"]) == (view.policy_version, view.owner)
@@ -181,7 +181,7 @@ def test_metadata_out_of_reach_is_listed_and_tried_again(market: dict[str, Any],
     rpc = owner.session.w3.provider.endpoint_uri  # type: ignore[attr-defined]
     stranger = CoveClient.open(rpc, None, tmp_path / "stranger", hub=owner.deployment.cove)
     listing = dataset_listing(stranger)  # an empty home, and no endpoint serves the documents
-    assert [(r["name"], r["columns"], r["tags"]) for r in listing] == [(OUT_OF_REACH, None, "")] * 3
+    assert [(r["name"], r["columns"], r["tags"]) for r in listing] == [(OUT_OF_REACH, None, [])] * 3
     assert [r["rows"] for r in listing] == [r["rows"] for r in dataset_listing(owner)]
     # The owner's home has the documents: copied over, the next listing reads and keeps them.
     for path in owner.store.root.rglob("*"):
@@ -213,6 +213,8 @@ def test_the_cli_prints_what_the_dataframe_gave_without_pandas_or_torch(market: 
                           env={**os.environ, "COVE_HOME": str(cove_home)})  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     datasets, everyone, mine, modules = (json.loads(line) for line in done.stdout.strip().splitlines()[-4:])
+    # The same rows, tags a list of strings in both.
+    assert all(isinstance(d["tags"], list) for d in datasets) and any(d["tags"] for d in datasets)
     assert datasets == expected
     assert [j["job_id"] for j in everyone] == sorted([*market["jobs"], market["theirs"]])
     assert [j["job_id"] for j in mine] == market["jobs"]

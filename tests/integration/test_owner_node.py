@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from compute_to_data.node.gateway import GatewayServer, MemoryBlockSource, build_app, gateway_routes
+from compute_to_data.node.gateway import MemoryBlockSource, gateway_routes
 from compute_to_data.node.service import Listen, OwnerNode
 from conftest import PATIENTS_SCHEMA, make_table
+from exchange.http_server import HttpServer, build_app
 from exchange.accounts import dev_account
 from exchange.catalog import dataset_view
 from exchange.chain.anvil import ChainInfo
@@ -133,8 +134,8 @@ def test_buyers_refuse_tampered_content_and_name_the_endpoint(clients, chain: Ch
     honest_source = MemoryBlockSource()
     honest_source.add_content(document)
     runner = clients("runner", RUNNER)
-    with GatewayServer(build_app([Route("/ipfs/{rest:path}", liar.serve)])) as bad, \
-         GatewayServer(build_app(gateway_routes(honest_source))) as gateway:  # fmt: skip
+    with HttpServer(build_app([Route("/ipfs/{rest:path}", liar.serve)])) as bad, \
+         HttpServer(build_app(gateway_routes(honest_source))) as gateway:  # fmt: skip
         runner.session.transact(runner.cove.functions.setEndpoint(bad.url))
         buyer = clients("scientist", 1)
         with pytest.raises(ContentUnavailable) as refused:
@@ -167,7 +168,7 @@ def test_an_endpoint_that_is_down_is_named_and_a_gateway_can_stand_in(clients, c
     metadata_cid = dataset_view(owner, dataset_id).metadata_cid
     pinned = MemoryBlockSource()
     pinned.add_content(owner.store.get(metadata_cid))
-    with GatewayServer(build_app(gateway_routes(pinned))) as gateway:
+    with HttpServer(build_app(gateway_routes(pinned))) as gateway:
         elsewhere = CoveClient.open(chain.rpc_url, dev_account(1), tmp_path / "laptop", hub=buyer.deployment.cove,
                                     gateways=[gateway.url])  # fmt: skip
         assert dataset_view(elsewhere, dataset_id).metadata.name == "cohort"  # type: ignore[union-attr]

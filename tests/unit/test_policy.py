@@ -86,12 +86,12 @@ def test_normalisation() -> None:
     terms = priced(
         payment_token=TOKEN.lower(),
         allowlist=[ADDRESSES[2].lower(), ADDRESSES[0], ADDRESSES[2]],
-        model_families=[" MLP", "logreg", "mlp"],
+        model_families=[" MLP", "mlp"],
         expiry=datetime(2031, 5, 6, 7, 8, 9),
     )
     assert terms.payment_token == TOKEN
     assert terms.allowlist == tuple(sorted({ADDRESSES[0], ADDRESSES[2]}))  # checksummed, deduplicated, sorted
-    assert terms.model_families == ("logreg", "mlp")
+    assert terms.model_families == ("mlp",)  # trimmed, lower-cased, deduplicated
     assert terms.expiry == datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)  # naive means UTC
     with pytest.raises(PolicyError, match="A priced dataset needs a payment token"):
         priced(payment_token="")  # "" means no token
@@ -127,11 +127,11 @@ def test_free_terms_on_chain() -> None:
 
 
 def test_roots_on_chain_are_merkle_roots_of_the_lists() -> None:
-    terms = priced(allowlist=ADDRESSES, model_families=["mlp", "logreg"])
+    terms = priced(allowlist=ADDRESSES, model_families=["mlp"])
     struct = terms.to_onchain(18)
     assert struct[9] == MerkleTree([address_leaf(a) for a in ADDRESSES]).root
-    assert struct[10] == MerkleTree([bytes32_leaf(model_family_hash(f)) for f in ("logreg", "mlp")]).root
-    assert terms.lists_document() == {"allowlist": sorted(ADDRESSES), "model_families": ["logreg", "mlp"]}
+    assert struct[10] == MerkleTree([bytes32_leaf(model_family_hash("mlp"))]).root
+    assert terms.lists_document() == {"allowlist": sorted(ADDRESSES), "model_families": ["mlp"]}
     assert priced().lists_document() is None
     assert model_family_hash(" MLP ") == model_family_hash("mlp")
 

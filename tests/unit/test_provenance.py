@@ -334,3 +334,13 @@ def test_epsilon_conversion_agrees_with_the_runners_accountant() -> None:
         curve = accounting.fixed_curve(accounting.rdp_curve(sigma, q, steps))
         expected = accounting.epsilon_fixed(curve, 1e-5)
         assert epsilon_of_curve(orders, curve, 10**13) == expected
+
+
+def test_without_the_weights_every_other_check_is_made(signed: SignedProvenance) -> None:
+    # What anyone but the buyer can check (the market page): all but the decrypted weights' hash.
+    public = run_checks(signed, weights_plaintext=None)
+    assert "weights_hash" not in public and all_passed(list(public.values()))
+    assert set(run_checks(signed)) == set(public) | {"weights_hash"}
+    # Control: a record that is not the one on chain still fails without the weights.
+    tampered = run_checks(signed, weights_plaintext=None, onchain_provenance_hash="0x" + "00" * 32)
+    assert not tampered["record_hash"].passed

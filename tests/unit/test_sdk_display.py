@@ -71,7 +71,7 @@ def test_policy_html_and_text() -> None:
     parsed = parse(policy._repr_html_())
     pairs = dict(zip(parsed.cells[::2], parsed.cells[1::2], strict=True))
     assert pairs["price"] == "2.5 <tUSD> per credit" and pairs["privacy budget ε"] == "8"
-    assert pairs["version"] == "3" and pairs["per-job cap ε"] == "2" and pairs["δ"] == "1e-05"
+    assert pairs["version"] == "3" and pairs["per-job cap ε"] == "2" and pairs["δ"] == "1e-5"
     assert "&lt;tUSD&gt;" in policy._repr_html_()
     assert policy.budget == Decimal(8) and policy.max_epochs == 20  # the terms' fields, as attributes
     assert "budget ε 8, at most ε 2 per job" in policy.summary() and "allowlist of 1" in policy.summary()
@@ -112,7 +112,7 @@ def test_provenance_is_a_two_column_table() -> None:
     parsed = parse(markup)
     pairs = dict(zip(parsed.cells[::2], parsed.cells[1::2], strict=True))
     assert parsed.tags.count("th") == parsed.tags.count("td") == len(pairs)
-    assert pairs["job"] == "7" and pairs["dataset"] == "3" and pairs["δ"] == "1e-05"
+    assert pairs["job"] == "7" and pairs["dataset"] == "3" and pairs["δ"] == "1e-5"
     assert pairs["noise multiplier σ"] == "1.1" and pairs["sample rate q"] == "0.01" and pairs["steps"] == "300"
     assert pairs["ε spent"] == f"{record.epsilon / 1e6:g}" and pairs["sandbox"] == "bwrap"
     # The tight figure: recomputed from the record's parameters, below the ledger's RDP bound.

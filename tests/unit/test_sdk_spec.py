@@ -160,7 +160,7 @@ def test_policy_and_size_limits_are_checked_before_sending() -> None:
         (lambda: Spec.mlp(FEATURES, "diagnosis", activation="swish", dataset=dataset()), "activation 'swish' is not allowed"),
         (lambda: Spec.mlp(FEATURES, "diagnosis", optimizer="rmsprop", dataset=dataset()), "optimizer is invalid"),
         (lambda: Spec.mlp(FEATURES, "diagnosis", epsilon=-1, dataset=dataset()), "dp.target_epsilon is invalid"),
-        (lambda: Spec.mlp(FEATURES, "diagnosis", hidden=(0,), dataset=dataset()), "layers.0.Linear.out_features"),
+        (lambda: Spec.mlp(FEATURES, "diagnosis", hidden=(0,), dataset=dataset()), "layers.0.out_features"),
         (lambda: Spec.mlp(FEATURES, "diagnosis"), "Pass dataset="),
         (lambda: Spec.mlp(FEATURES, "diagnosis", task="classification"), "needs dataset="),
         (lambda: Spec.mlp(None, "diagnosis", task="regression"), "Name the feature columns"),
