@@ -129,6 +129,13 @@ class PrivacyError(CoveError):
     error_code = "privacy"
 
 
+class BudgetExceeded(PrivacyError, InputError):
+    """A job would take the dataset's composed ε above its budget: a smaller job may still fit
+    (a user mistake, exit 2, as for the per-job cap)."""
+
+    error_code = "budget_exceeded"
+
+
 class EpsilonAboveCap(PrivacyError, InputError):
     """A job would spend more ε than the dataset's per-job cap: the request does not fit the
     policy, as a spec that trains too many epochs does not (a user mistake, exit 2)."""

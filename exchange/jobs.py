@@ -21,7 +21,9 @@ from web3.logs import DISCARD
 
 from exchange.catalog import DatasetView, dataset_view
 from exchange.client import CoveClient
-from exchange.errors import EpsilonAboveCap, InputError, PrivacyError, ProvenanceError, SpecError
+from exchange.errors import (
+    BudgetExceeded, EpsilonAboveCap, InputError, PrivacyError, ProvenanceError, SpecError, TransactionReverted,
+)
 from exchange.index import checksummed
 from exchange.merkle import MerkleTree, address_leaf, bytes32_leaf
 from exchange.ml.accounting import (
@@ -160,9 +162,11 @@ def price_job(client: CoveClient, dataset_id: int, spec: ModelSpec) -> JobQuote:
     budget = int(policy.budget * 10**6)
     if composed > budget:
         spent = client.session.call(client.jobs.functions.composedEpsilon(dataset_id))
-        raise PrivacyError(
+        raise BudgetExceeded(
             f"Dataset #{dataset_id} has not enough privacy budget left: it has spent ε {epsilon_from_fixed(spent)} "
-            f"of ε {policy.budget}, and this job would bring it to ε {epsilon_from_fixed(composed)}."
+            f"of ε {number_text(policy.budget)}, and this job would bring it to ε {epsilon_from_fixed(composed)}; "
+            "ask for less ε (a lower target_epsilon, more noise or fewer epochs), or for a higher budget from "
+            "the dataset's policy controller."
         )
     return JobQuote(view, params, curve, own, composed)
 
@@ -239,9 +243,15 @@ def request_job(
 
 
 def job_info(client: CoveClient, job_id: int) -> JobInfo:
+    no_such_job = InputError(f"There is no job #{job_id}; list them with `cove jobs`.")  # a user's typo
     if job_id < 1:
-        raise InputError(f"There is no job #{job_id}; list them with `cove jobs`.")
-    job = client.session.call(client.jobs.functions.jobOf(job_id))
+        raise no_such_job
+    try:
+        job = client.session.call(client.jobs.functions.jobOf(job_id))
+    except TransactionReverted as revert:
+        if revert.error_name == "JobNotFound":
+            raise no_such_job from None
+        raise
     consumer, dataset_id, _, _, status, deadline, runner, weights_digest, weights_hash, provenance_hash = job
     return JobInfo(
         job_id=job_id,

@@ -125,7 +125,7 @@ def test_every_error_class_has_a_stable_code_of_its_own() -> None:
 # 2. exit codes: 2 for a user mistake, 1 for a failure, 130 for Ctrl-C
 
 MISTAKES = [errors.InputError, errors.DatasetError, errors.PolicyError, errors.SpecError, errors.WeightsError,
-            errors.AccountError, errors.HomeNotWritable, errors.EpsilonAboveCap]  # fmt: skip
+            errors.AccountError, errors.HomeNotWritable, errors.EpsilonAboveCap, errors.BudgetExceeded]  # fmt: skip
 FAILURES = [errors.ChainError, errors.RpcUnreachable, errors.TransactionReverted, errors.StorageError,
             errors.ContentUnavailable, errors.TrainingError, errors.SandboxError, errors.PrivacyError,
             errors.ProvenanceError, errors.NodeError]  # fmt: skip

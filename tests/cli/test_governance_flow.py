@@ -50,7 +50,8 @@ def test_three_member_consortium_raises_a_budget_by_vote(cove, tmp_path: Path) -
         # of ε 2 fit; a second job would compose to 2.7.
         assert cove("train", "--dataset", "1", "--spec", str(spec), *buyer).exit_code == 0
         refused = cove("train", "--dataset", "1", "--spec", str(spec), *buyer)
-        assert refused.exit_code != 0 and "not enough privacy budget" in refused.stderr
+        assert refused.exit_code == 2 and "not enough privacy budget" in refused.stderr  # a smaller job would fit
+        assert "a higher budget from the dataset's policy controller" in refused.stderr
 
         # An invalid policy is refused when proposed, with the policy setter's sentence.
         bad = cove("gov", "propose", "--dataset", "1", "--set", "per_job_cap=3", "--description", "x", "-a", "dev1")

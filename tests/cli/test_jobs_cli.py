@@ -111,7 +111,7 @@ def test_train_run_list_fetch_and_verify(cove, published: Path) -> None:  # type
     stolen = published / "stolen.safetensors"
     one_sentence(cove("fetch", "1", "-a", "dev2", "-o", str(stolen)), "only its buyer can decrypt")
     assert not stolen.exists()
-    one_sentence(cove("fetch", "7", "-a", "dev1"), "There is no job #7", code=1)  # the chain's JobNotFound
+    one_sentence(cove("fetch", "7", "-a", "dev1"), "There is no job #7", code=2)  # the chain's JobNotFound: a typo
 
 
 def test_train_shows_what_it_is_doing_on_a_terminal(cove, published: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
