@@ -26,9 +26,9 @@ from exchange.content import ContentSources
 from exchange.errors import CoveError, InputError
 from exchange.ml.accounting import CLIP_SCALE, NOISE_SCALE, SAMPLE_RATE_SCALE
 from exchange.ui import format as fmt
-from exchange.units import delta_text
 from exchange.ui import views
 from exchange.ui.ledger_chart import Charge, ledger_svg
+from exchange.units import delta_text
 
 log = logging.getLogger("cove.ui")
 

@@ -19,7 +19,7 @@ from exchange.jobs import JobInfo, RequestedJob, fetch_provenance, job_events, j
 from exchange.policy import PolicyTerms
 from exchange.provenance import Check, SignedProvenance
 from exchange.sdk.ledger import budget_points, job_rows, policy_deltas
-from exchange.units import DELTA_SCALE, epsilon_from_fixed
+from exchange.units import epsilon_from_fixed
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ def _history(client: CoveClient, dataset_id: int) -> list[PolicyVersion]:
         versions.append(PolicyVersion(
             version=int(row["version"]), block=int(row["block"]), price=terms.price,
             currency="free" if free else client.token_symbol(token), budget=terms.budget,
-            per_job_cap=terms.per_job_cap, delta=Decimal(int(struct["delta"])) / DELTA_SCALE,
+            per_job_cap=terms.per_job_cap, delta=terms.delta,
             max_epochs=terms.max_epochs, free_cap=terms.free_cap, expiry=terms.expiry,
             restricted=int(row["lists_digest"], 16) != 0,
         ))  # fmt: skip
