@@ -29,7 +29,6 @@ from exchange.catalog import dataset_view, datasets_frame
 from exchange.chain.anvil import LocalChain
 from exchange.chain.deployment import deploy
 from exchange.chain.session import ChainSession, connect
-from exchange.units import delta_text
 from exchange.client import CoveClient
 from exchange.datasets import ColumnSchema, CommitmentKey, DatasetSchema
 from exchange.jobs import fetch_result, request_job, wait_for
@@ -38,6 +37,7 @@ from exchange.paths import HomeLayout
 from exchange.policy import parse_terms
 from exchange.publish import publish_dataset
 from exchange.runner_process import RunnerProcess
+from exchange.units import delta_text
 
 TARGET = "diagnosis"
 HELD_OUT_ROWS = 100

@@ -159,7 +159,7 @@ def price_job(client: CoveClient, dataset_id: int, spec: ModelSpec) -> JobQuote:
     check_job_cap(spec, own, policy.per_job_cap)
     ledger = client.session.call(client.jobs.functions.curveOf(dataset_id))
     composed = epsilon_fixed(compose([tuple(ledger), curve]), params.delta)
-    budget = int(policy.budget * 10**6)
+    budget = int(policy.budget * EPSILON_SCALE)
     if composed > budget:
         spent = client.session.call(client.jobs.functions.composedEpsilon(dataset_id))
         raise BudgetExceeded(

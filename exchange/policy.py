@@ -133,6 +133,12 @@ class PolicyTerms(BaseModel):
     def is_free(self) -> bool:
         return self.price == 0
 
+    def check_expiry(self, now: int) -> None:
+        """PolicyError if the expiry is not after `now`, the chain's clock: the chain refuses such
+        a policy (ExpiryInPast), whole, so an expiry kept from an older version counts too."""
+        if self.expiry is not None and int(self.expiry.timestamp()) <= now:
+            raise PolicyError(f"The expiry {self.expiry:%Y-%m-%d %H:%M:%S} UTC is already past; choose a later one.")
+
     def lists_document(self) -> dict[str, list[str]] | None:
         """The public lists behind the Merkle roots, or None when both are empty."""
         if not self.allowlist and not self.model_families:

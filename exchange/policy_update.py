@@ -15,6 +15,7 @@ def set_policy(client: CoveClient, dataset_id: int, terms: PolicyTerms) -> tuple
     A new allowlist or model-family list is handed to the dataset's runner's endpoint first,
     so buyers can read what the chain's new roots stand for.
     """
+    terms.check_expiry(client.chain_time())
     struct = terms.to_onchain(client.token_decimals(terms.payment_token))
     function = client.cove.functions.setPolicy(dataset_id, struct, lists_digest(terms))
     client.session.simulate(function)  # refuses (e.g. not the controller) before anything is stored

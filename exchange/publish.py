@@ -58,6 +58,7 @@ def publish_dataset(
     σ = `count_noise`, charged to the dataset's privacy ledger; the commitment is keyed with
     this home's commitment key (stored with the first publication). The file is read once,
     streamed; `progress`, if given, is told the rows read so far."""
+    terms.check_expiry(client.chain_time())  # before the file is read
     noise_micro = count_noise_micro(count_noise)
     key = CommitmentKey.at(client.home.commitment_key)
     metadata, _scan = prepare_metadata(

@@ -10,17 +10,16 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from exchange.cli.lazy import LazyName
 from exchange.cli.options import chain_command, AccountOption, HomeOption, JsonOption, RpcOption, layout, open_client
-from exchange.units import delta_text
 from exchange.cli.output import console, fields, frame_records, print_json, success, table
 from exchange.cli.policy_options import (
     Allow, AllowFile, Budget, ComputeOnly, Delta, Expiry, Family, FreeCap, MaxEpochs, PerJobCap, Price, Token,
     policy_fields,
 )  # fmt: skip
 from exchange.errors import InputError, PolicyError
+from exchange.units import delta_text
 
 if TYPE_CHECKING:
     from exchange.catalog import DatasetView
-    from exchange.client import CoveClient
     from exchange.policy import PolicyTerms
 
 # What `publish` calls, bound on first use: these modules import pandas and web3 (seconds),
@@ -87,7 +86,6 @@ def publish(
     if "payment_token" not in given and str(given["price"]).strip() not in ("0", "0.0"):
         given["payment_token"] = client.deployment.payment_token
     terms = parse_terms(**given)
-    _refuse_past_expiry(client, terms)
     controller = None
     if governed_by is not None:
         controller = find_consortium(client, ConsortiumBook(layout(home).deployments), governed_by).timelock
@@ -131,13 +129,6 @@ def datasets(home: HomeOption = None, rpc: RpcOption = None, json: JsonOption = 
              f"{r['budget_epsilon']:g}", f"{r['per_job_epsilon']:g}", ", ".join(r["tags"]), r["owner"]] for r in records]  # fmt: skip
     console.print(table("Datasets", ["id", "name", "rows", "columns", "price", "budget ε", "per-job ε", "tags", "owner"], rows,
                         whole={"owner"}))  # fmt: skip
-
-
-def _refuse_past_expiry(client: CoveClient, terms: PolicyTerms) -> None:
-    """The chain refuses an expiry that is not after its clock (ExpiryInPast): say so before
-    anything is sent, as the user mistake it is (exit 2; the revert would exit 1)."""
-    if terms.expiry is not None and int(terms.expiry.timestamp()) <= client.chain_time():
-        raise PolicyError(f"The expiry {terms.expiry:%Y-%m-%d %H:%M:%S} UTC is already past; choose a later one.")
 
 
 def _policy_pairs(view_policy: PolicyTerms, version: int, symbol: str) -> list[tuple[str, Any]]:
@@ -282,7 +273,6 @@ def policy_set(
     if "price" in changes and "payment_token" not in changes and current.payment_token is None:
         changes["payment_token"] = client.deployment.payment_token
     terms = parse_terms(**(current.model_dump() | changes))
-    _refuse_past_expiry(client, terms)  # a kept expiry that has passed since too: the chain checks the whole policy
     receipt_hash, version = set_policy(client, dataset_id, terms)
     if json:
         print_json({"dataset_id": dataset_id, "version": version, "tx_hash": receipt_hash, **terms.model_dump(mode="json")})

@@ -14,9 +14,9 @@ import typer
 from rich.markup import escape
 
 from exchange.cli.options import chain_command, AccountOption, HomeOption, JsonOption, RpcOption, open_client
-from exchange.units import delta_text
 from exchange.cli.output import console, print_json, success, table
 from exchange.errors import InputError, ProvenanceError
+from exchange.units import delta_text
 
 MAX_ROUNDS = 100  # exchange.ml.spec.MAX_ROUNDS (that module imports pandas; `cove --help` must not)
 MAX_FEDERATION = 16  # FederatedRounds.MAX_JOBS

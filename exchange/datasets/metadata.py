@@ -141,14 +141,9 @@ class DatasetMetadata(BaseModel):
             return cls.model_validate(obj)
         except ValidationError as exc:
             raise InputError(
-                f"The dataset metadata is invalid ({_first_error(exc)}); "
+                f"The dataset metadata is invalid ({describe(exc)}); "
                 "check the CID or republish the dataset."
             ) from None
-
-
-def _first_error(exc: ValidationError) -> str:
-    # Where and what only, in Cove's words: pydantic's full text repeats the offending input.
-    return describe(exc)
 
 
 def frame_to_records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -257,7 +252,7 @@ def _validated(fields: dict[str, Any]) -> DatasetMetadata:
     try:
         return DatasetMetadata.model_validate(fields)
     except ValidationError as exc:
-        raise InputError(f"The dataset details are invalid ({_first_error(exc)}).") from None
+        raise InputError(f"The dataset details are invalid ({describe(exc)}).") from None
 
 
 def check_metadata_size(metadata: DatasetMetadata) -> None:

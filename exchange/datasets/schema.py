@@ -174,7 +174,7 @@ class DatasetSchema(BaseModel):
         try:
             return cls.model_validate_json(text)
         except ValidationError as error:
-            raise InputError(f"The schema file {path} is not a valid schema ({_schema_error(error)}).") from None
+            raise InputError(f"The schema file {path} is not a valid schema ({describe(error)}).") from None
 
     @classmethod
     def declared(cls, mapping: dict) -> DatasetSchema:  # type: ignore[type-arg]
@@ -182,7 +182,7 @@ class DatasetSchema(BaseModel):
         try:
             return cls.model_validate(mapping)
         except ValidationError as error:
-            raise InputError(f"The schema is not valid ({_schema_error(error)}).") from None
+            raise InputError(f"The schema is not valid ({describe(error)}).") from None
 
     def column(self, name: str) -> ColumnSchema:
         """Return the column called `name`; InputError if there is none."""
@@ -193,11 +193,6 @@ class DatasetSchema(BaseModel):
             f"The dataset has no column named '{name}'; "
             f"its columns are: {', '.join(self.names)}."
         )
-
-
-def _schema_error(error: ValidationError) -> str:
-    # Where and what only, in Cove's words: pydantic's full text repeats the input.
-    return describe(error)
 
 
 def _coerce_bound(name: str, kind: Kind, value: Bound) -> Bound:

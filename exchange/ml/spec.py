@@ -35,7 +35,6 @@ from pydantic import (
 
 from exchange.datasets.schema import ColumnSchema, DatasetSchema
 from exchange.errors import SpecError
-from exchange.ml.families import MODEL_FAMILIES
 from exchange.storage.canonical import canonical_json
 from exchange.units import scaled
 from exchange.validation_messages import first_problem, sentence
@@ -45,7 +44,6 @@ Loss: TypeAlias = Literal["cross_entropy", "bce", "mse"]
 OptimizerName: TypeAlias = Literal["sgd", "adam"]
 
 SPEC_VERSION = 1
-FAMILIES: tuple[str, ...] = MODEL_FAMILIES
 
 # Resource limits: the runner trains inside a sandbox with CPU, memory and time limits, and a
 # spec that cannot fit is better refused before any credit is spent on it.

@@ -234,3 +234,12 @@ def test_largest_values_are_exact() -> None:
 def test_an_expiry_beyond_year_9999_reads_as_never() -> None:
     struct = ("0x" + "00" * 20, 0, 2**40 - 1, 1_000_000, 1_000_000, 10**13, 5, 1, True, b"\0" * 32, b"\0" * 32)
     assert PolicyTerms.from_onchain(struct, 18, None).expiry is None
+
+
+def test_an_expiry_not_after_the_chains_clock_is_refused_before_anything_is_sent() -> None:
+    expiry = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    terms = priced(expiry=expiry)
+    with pytest.raises(PolicyError, match=r"The expiry 2031-05-06 07:08:09 UTC is already past; choose a later one\."):
+        terms.check_expiry(int(expiry.timestamp()))  # the chain refuses an expiry equal to its clock too
+    terms.check_expiry(int(expiry.timestamp()) - 1)  # control: one second before, it stands
+    priced().check_expiry(2**40)  # no expiry: never past
