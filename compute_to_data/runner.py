@@ -86,7 +86,9 @@ class RunnerLimits:
     device: str | None = None  # None: CUDA when available, else CPU
     allow_unsandboxed: bool = False
     workers: int | None = None  # jobs trained at once; None: what cores and memory allow
-    federated_idle_seconds: float = 300  # a federated job fails when no round comes for this long
+    # A federated job fails when no round comes for this long: above the aggregator's default
+    # train timeout (600 s), so that a runner done early outwaits the slowest one's training.
+    federated_idle_seconds: float = 900
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,12 @@ def train(
         None, "--out", "-o", help="Where a federated run writes its model (default: federation-ID.safetensors)."
     ),
     join_timeout: float = typer.Option(120, "--join-timeout", help="Seconds a federated run waits for every runner to join."),
-    stage_timeout: float = typer.Option(120, "--stage-timeout", help="Seconds a federated round waits for the runners' replies."),
+    stage_timeout: float = typer.Option(
+        120, "--stage-timeout", help="Seconds a federated round waits for the runners' replies to each SecAgg+ key stage."
+    ),
+    train_timeout: float = typer.Option(
+        600, "--train-timeout", help="Seconds a federated round waits for the runners to train and send their updates."
+    ),
     listen: str | None = typer.Option(
         None, "--listen", help="HOST:PORT the federated run's Flower SuperLink binds (default: 127.0.0.1, a free port).",
     ),
@@ -77,7 +82,7 @@ def train(
     if federated:
         _train_federated(
             dataset_ids, spec, rounds or 1, out, home, rpc, account, json, timeout=timeout, join_timeout=join_timeout,
-            stage_timeout=stage_timeout, listen=listen, public_address=public_address,
+            stage_timeout=stage_timeout, train_timeout=train_timeout, listen=listen, public_address=public_address,
         )  # fmt: skip
         return
     from exchange.jobs import request_job, wait_for

@@ -95,6 +95,7 @@ def train_federated(
     init_seed: int | None = None,
     join_timeout: float = 120,
     stage_timeout: float = 120,
+    train_timeout: float = 600,
     listen: str | None = None,
     public_address: str | None = None,
     timeout: float | None = None,
@@ -111,7 +112,9 @@ def train_federated(
     `aggregator_key`: the account that commits the rounds (default: the client's own).
     `listen`: host:port the SuperLink binds (default 127.0.0.1, a free port); `public_address`:
     host:port the runners dial, written into the spec (default: the bound address).
-    `timeout`: seconds for the Flower run in all (default: from the join and stage timeouts).
+    `stage_timeout`: seconds a round waits for the runners' replies to each key stage of
+    SecAgg+; `train_timeout`: for their trained updates (each round's training, on their rows).
+    `timeout`: seconds for the Flower run in all (default: from the join, stage and train timeouts).
     `on_round(round, digest)` is called as each round is committed on-chain; `on_status(text)`
     at each stage. Refusals come before the SuperLink starts, and before anything is spent.
     """
@@ -122,6 +125,9 @@ def train_federated(
 
     status = on_status or (lambda text: None)
     check_rounds(rounds)
+    for seconds, what in ((join_timeout, "join"), (stage_timeout, "stage"), (train_timeout, "train")):
+        if not seconds > 0:  # also NaN
+            raise InputError(f"The {what} timeout is {seconds:g} s; give a positive number of seconds (--{what}-timeout).")
     for address, what in ((listen, "--listen"), (public_address, "--public-address")):
         if address is not None:
             _check_host_port(address, what)
@@ -136,7 +142,7 @@ def train_federated(
     except (ValueError, TypeError):
         raise InputError("The aggregator key is not a private key (32 bytes of hex).") from None
     if timeout is None:
-        timeout = join_timeout + rounds * 4 * stage_timeout + 120
+        timeout = join_timeout + rounds * (3 * stage_timeout + train_timeout) + 120
     rpc = rpc_url(client)
 
     status("checking the datasets and pricing each job...")
@@ -156,7 +162,7 @@ def train_federated(
         where = f"Federation #{ticket.federation_id} (jobs {', '.join(f'#{j}' for j in ticket.job_ids)})"
         settings = RunSettings(
             rpc=rpc, hub=client.deployment.cove, federation_id=ticket.federation_id, init_seed=seed,
-            join_timeout=join_timeout, stage_timeout=stage_timeout,
+            join_timeout=join_timeout, stage_timeout=stage_timeout, train_timeout=train_timeout,
         )  # fmt: skip
         status(f"federation #{ticket.federation_id}: waiting for the runners to join...")
         try:

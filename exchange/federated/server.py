@@ -46,7 +46,8 @@ class RunSettings(BaseModel):
     federation_id: int = Field(ge=1)
     init_seed: int = Field(ge=0)
     join_timeout: float = Field(gt=0)  # seconds to wait for every member to connect
-    stage_timeout: float = Field(gt=0)  # seconds SecAgg+ waits for the replies of one stage
+    stage_timeout: float = Field(gt=0)  # seconds SecAgg+ waits for the replies of a key stage
+    train_timeout: float = Field(gt=0)  # seconds it waits for the trained, masked updates of a round
 
     @classmethod
     def from_run_config(cls, config: dict[str, Any]) -> RunSettings:
@@ -113,8 +114,10 @@ def make_strategy(initial: list[np.ndarray], members: int, join_timeout: float, 
             )  # fmt: skip
             self.committed: list[RoundRecord] = []
             self.left_out: set[int] = set()  # node ids that missed a round's setup: out for good
+            self.current_round = 0
 
         def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> list[tuple[Any, Any]]:
+            self.current_round = server_round
             if server_round == 1 and not client_manager.wait_for(members, timeout=int(join_timeout)):
                 raise FederationError(
                     f"Only {client_manager.num_available()} of the federation's {members} runners joined within "
@@ -145,8 +148,9 @@ def make_strategy(initial: list[np.ndarray], members: int, join_timeout: float, 
     return CommittingFedAvg()
 
 
-def make_secure_fit(strategy: Any, stage_timeout: float) -> Any:
-    """Flower's SecAgg+ workflow, restarted among the rest when a runner misses a round's setup.
+def make_secure_fit(strategy: Any, stage_timeout: float, train_timeout: float) -> Any:
+    """Flower's SecAgg+ workflow, restarted among the rest when a runner misses a round's setup,
+    and stopped at the first round that does not aggregate.
 
     SecAgg+ recovers a runner that drops out after the keys are shared (its masks are rebuilt
     from the others' shares), but a runner that never answers the setup leaves too few shares
@@ -154,6 +158,12 @@ def make_secure_fit(strategy: Any, stage_timeout: float) -> Any:
     runner had trained. So a round goes on past its setup only if every runner sampled
     answered it; otherwise the silent ones are left out and the round starts again. Nothing
     has been trained at that point: each runner trains once per round, in the stage after.
+
+    That stage (collecting the masked updates) waits `train_timeout`, the others
+    `stage_timeout`: a runner's reply there comes after its training, which takes as long as
+    its rows need, while a key stage's reply is a few milliseconds of work. A round that
+    still does not aggregate ends the run with the reason: the next round could only be
+    refused, as its runners check the model they are sent against the last one committed.
     """
     from flwr.server.workflow import SecAggPlusWorkflow
     from flwr.supercore import log
@@ -167,9 +177,23 @@ def make_secure_fit(strategy: Any, stage_timeout: float) -> Any:
                 timeout=stage_timeout,
             )
             self.restart = False
+            self.halted = ""  # why the round's aggregation stopped, if it did
+
+        def _stage(self, name: str, stage: Any, timeout: float, grid: Any, context: Any, state: Any,
+                   advice: str = "") -> bool:  # fmt: skip
+            self.timeout = timeout  # Flower's stages read the one `timeout` as they send
+            asked = len(state.active_node_ids)  # none yet before the setup, which samples them
+            if stage(grid, context, state):
+                return True
+            asked, answered = asked or len(state.sampled_node_ids), len(state.active_node_ids)
+            self.halted = (
+                f"{answered} of the {asked} runners asked answered its {name} stage within {timeout:g} s{advice}"
+                if answered < asked else f"its {name} stage failed with every runner answering (see the log above)"
+            )
+            return False
 
         def setup_stage(self, grid: Any, context: Any, state: Any) -> bool:
-            if not super().setup_stage(grid, context, state):
+            if not self._stage("setup", super().setup_stage, stage_timeout, grid, context, state):
                 return False
             silent = set(state.sampled_node_ids) - set(state.active_node_ids)
             if silent:
@@ -179,12 +203,27 @@ def make_secure_fit(strategy: Any, stage_timeout: float) -> Any:
                 return False
             return True
 
+        def share_keys_stage(self, grid: Any, context: Any, state: Any) -> bool:
+            return self._stage("key sharing", super().share_keys_stage, stage_timeout, grid, context, state)
+
+        def collect_masked_vectors_stage(self, grid: Any, context: Any, state: Any) -> bool:
+            advice = "; a round's training may need longer (cove train --train-timeout, or train_timeout=)"
+            return self._stage("training", super().collect_masked_vectors_stage, train_timeout, grid, context, state,
+                               advice)  # fmt: skip
+
+        def unmask_stage(self, grid: Any, context: Any, state: Any) -> bool:
+            return self._stage("unmasking", super().unmask_stage, stage_timeout, grid, context, state)
+
         def __call__(self, grid: Any, context: Any) -> None:
+            committed = len(strategy.committed)
             while True:  # each restart leaves one runner out at least: bounded by their number
-                self.restart = False
+                self.restart, self.halted = False, ""
                 super().__call__(grid, context)
                 if not self.restart:
-                    return
+                    break
+            if len(strategy.committed) == committed:
+                why = self.halted or "its aggregate was not committed"
+                raise FederationError(f"Round {strategy.current_round} did not aggregate: {why}.")
 
     return SetupCheckedSecAggPlus()
 
@@ -222,7 +261,7 @@ def run_federation(grid: Any, context: Any) -> None:
     committer = RoundCommitter(client, settings.federation_id, where)
     strategy = make_strategy(initial, len(federation.jobs), settings.join_timeout, committer)
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=federation.rounds), strategy=strategy)
-    workflow = DefaultWorkflow(fit_workflow=make_secure_fit(strategy, settings.stage_timeout))
+    workflow = DefaultWorkflow(fit_workflow=make_secure_fit(strategy, settings.stage_timeout, settings.train_timeout))
     workflow(grid, legacy)
     if len(strategy.committed) != federation.rounds:
         raise FederationError(

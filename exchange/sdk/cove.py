@@ -422,6 +422,7 @@ class Cove:
         init_seed: int | None = None,
         join_timeout: float = 120,
         stage_timeout: float = 120,
+        train_timeout: float = 600,
         timeout: float | None = None,
         on_round: Callable[[int, bytes], None] | None = None,
         listen: str | None = None,
@@ -436,7 +437,8 @@ class Cove:
         ε for the spec's epochs in every one of the R rounds. It returns when the run is over,
         with a Federation (`.model()`, `.id`, `.job_ids`, `.epsilons`, `.round_digests`);
         the datasets' runners must be up to join it. `on_round(round, digest)` is told of
-        each committed round. `listen` / `public_address`: the host:port the SuperLink binds
+        each committed round. `stage_timeout` / `train_timeout`: seconds a round waits for the
+        runners' replies to each key stage of SecAgg+ / for their trained updates. `listen` / `public_address`: the host:port the SuperLink binds
         (default 127.0.0.1) and the one runners dial. Refused before anything is spent (one sentence) when the
         datasets differ in the spec's columns or any dataset's policy refuses its job.
         """
@@ -455,7 +457,7 @@ class Cove:
         ids = [d.id if isinstance(d, Dataset) else int(d) for d in datasets]
         result = train_federated(
             self.client, spec_of(spec), ids, int(rounds), init_seed=init_seed, join_timeout=join_timeout,
-            stage_timeout=stage_timeout, timeout=timeout, deadline_seconds=int(deadline_hours * 3600), on_round=on_round,
+            stage_timeout=stage_timeout, train_timeout=train_timeout, timeout=timeout, deadline_seconds=int(deadline_hours * 3600), on_round=on_round,
             listen=listen, public_address=public_address,
         )  # fmt: skip
         return Federation(self, result)

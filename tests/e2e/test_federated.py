@@ -16,6 +16,7 @@ held-out patients of all three kinds.
 from __future__ import annotations
 
 import os
+import re
 import signal
 from decimal import ROUND_UP, Decimal
 import subprocess
@@ -42,7 +43,7 @@ from exchange.errors import PrivacyError
 from exchange.federated.arrays import model_digest
 from exchange.federated.lineage import check_lineage
 from exchange.federated.run import train_federated
-from exchange.federated.server import read_federation
+from exchange.federated.server import FederationError, read_federation
 from exchange.jobs import fetch_result, job_info, request_job
 from exchange.market import buy_credits
 from exchange.ml.accounting import ORDERS, DpParams
@@ -262,7 +263,7 @@ def test_a_runner_killed_mid_federation_fails_its_job_and_the_others_finish(mark
 
     result = train_federated(
         scientist, spec(epsilon=3.0), market.datasets, rounds, home_dir=tmp_path / "scientist" / "aggregator",
-        aggregator_key=SCIENTIST.key.hex(), join_timeout=120, stage_timeout=20, on_round=on_round,
+        aggregator_key=SCIENTIST.key.hex(), join_timeout=120, stage_timeout=20, train_timeout=180, on_round=on_round,
     )  # fmt: skip
     assert read_federation(scientist, result.federation_id).committed == rounds  # SecAgg+ went on with two
     victim.start()  # restarted, it fails the job it had been training: nothing runs twice
@@ -277,3 +278,25 @@ def test_a_runner_killed_mid_federation_fails_its_job_and_the_others_finish(mark
     token = scientist.datatoken(scientist.session.call(scientist.cove.functions.datasetOf(market.datasets[2]))[2])
     assert scientist.session.call(token.functions.balanceOf(scientist.session.sender)) > 0
     assert np.isfinite([p.detach().numpy().sum() for p in result.module.parameters()]).all()
+
+
+def test_a_round_that_cannot_aggregate_ends_the_run_with_its_reason(market: Market, tmp_path: Path) -> None:
+    """No runner can train a round in half a second: round 1 does not aggregate, and the run
+    stops there, saying why, instead of sending round 2 a model that was never committed (which
+    every runner would refuse). The first test, with time to train, is the control."""
+    scientist = market.scientist
+    for dataset_id in market.datasets:
+        buy_credits(scientist, dataset_id, 1)
+    with pytest.raises(FederationError) as failed:
+        train_federated(
+            scientist, spec(epsilon=3.0), market.datasets, 2, home_dir=tmp_path / "scientist" / "aggregator",
+            aggregator_key=SCIENTIST.key.hex(), join_timeout=120, stage_timeout=60, train_timeout=0.5,
+        )  # fmt: skip
+    assert "Round 1 did not aggregate: 0 of the 3 runners asked answered its training stage within 0.5 s; " \
+           "a round's training may need longer (cove train --train-timeout, or train_timeout=)" in str(failed.value)
+    federation_id = int(re.match(r"Federation #(\d+) ", str(failed.value))[1])  # type: ignore[index]
+    assert read_federation(scientist, federation_id).committed == 0
+    # Round 2 was never sent: each runner's SecAgg+ client began one setup, round 1's.
+    for runner in market.runners:
+        log = runner.log.read_text()
+        assert log.count("starting stage 0") == 1, log[-3000:]

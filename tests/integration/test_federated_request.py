@@ -253,6 +253,18 @@ def test_one_dataset_one_given_twice_or_no_federation_is_refused_before_anything
     spent_nothing(buyer, before, datasets)
 
 
+@pytest.mark.parametrize("timeout", ["join_timeout", "stage_timeout", "train_timeout"])
+@pytest.mark.parametrize("seconds", [0, -5, float("nan")])
+def test_a_timeout_that_is_not_positive_is_refused_before_anything(sites, fake_flower, timeout: str, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    buyer, datasets = sites.buyer, sites.datasets
+    before = snapshot(buyer, datasets)
+    what = timeout.removesuffix("_timeout")
+    with pytest.raises(InputError, match=rf"^The {what} timeout is \S+ s; give a positive number of seconds \(--{what}-timeout\)\.$"):
+        federated.train_federated(buyer, spec_of(None), datasets, 2, init_seed=1, poll=0, **{timeout: seconds})
+    assert fake_flower.instances == []  # no SuperLink started
+    spent_nothing(buyer, before, datasets)
+
+
 @pytest.mark.chain
 def test_a_failed_opening_names_the_jobs_it_leaves_open(sites, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     buyer, datasets = sites.buyer, sites.datasets
@@ -414,7 +426,7 @@ def test_train_federated_checks_every_round_against_the_chain_and_returns_the_la
     # The run's settings: the client's RPC URL and hub, the federation, the seed, the timeouts.
     assert (agg.settings.rpc, agg.settings.hub) == (chain.rpc_url, buyer.deployment.cove)
     assert (agg.settings.federation_id, agg.settings.init_seed) == (result.federation_id, 5)
-    assert (agg.settings.join_timeout, agg.settings.stage_timeout) == (120, 120)
+    assert (agg.settings.join_timeout, agg.settings.stage_timeout, agg.settings.train_timeout) == (120, 120, 600)
     # The jobs carry the spec with the aggregator's superlink and the rounds asked for.
     assert result.spec.federation == FederationSpec(rounds=3, superlink="127.0.0.1:9093")
     assert result.ticket.spec_hash == result.spec.spec_hash() and result.ticket.aggregator == buyer.session.sender

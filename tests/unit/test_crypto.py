@@ -106,7 +106,7 @@ def _send_signed(w3, account, **fields) -> bytes:  # type: ignore[no-untyped-def
         "to": OTHER.address,
         "value": 1,
         "gas": 21_000,
-        "nonce": w3.eth.get_transaction_count(account.address),
+        "nonce": w3.eth.get_transaction_count(account.address, "pending"),
         "chainId": w3.eth.chain_id,
         **fields,
     }
@@ -120,10 +120,12 @@ def _send_signed(w3, account, **fields) -> bytes:  # type: ignore[no-untyped-def
 def test_recover_public_key_from_transactions(chain: ChainInfo) -> None:
     w3 = connect(chain.rpc_url)
     fee = w3.eth.gas_price * 2
+    # as anvil signs eth_sendTransaction for its unlocked dev accounts: type 2. Mined before the
+    # next nonce is read: anvil answers eth_sendTransaction before the block holding it exists.
+    anvil_signed = w3.eth.send_transaction({"from": BUYER.address, "to": OTHER.address, "value": 1})
+    w3.eth.wait_for_transaction_receipt(anvil_signed)
     hashes = {
-        # as anvil signs eth_sendTransaction for its unlocked dev accounts: type 2
-        "anvil": bytes(w3.eth.send_transaction({"from": BUYER.address, "to": OTHER.address,
-                                                "value": 1})),
+        "anvil": bytes(anvil_signed),
         "type-2": _send_signed(w3, BUYER, maxFeePerGas=fee, maxPriorityFeePerGas=1),
         "type-1": _send_signed(w3, BUYER, gasPrice=fee, accessList=[]),
         "legacy": _send_signed(w3, BUYER, gasPrice=fee),

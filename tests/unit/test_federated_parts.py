@@ -113,7 +113,7 @@ def test_the_fab_hash_is_reproducible_and_covers_the_app(tmp_path: Path) -> None
 
 def test_run_settings_round_trip_through_flowers_run_config() -> None:
     settings = RunSettings(rpc="http://127.0.0.1:8545", hub="0x" + "ab" * 20, federation_id=3, init_seed=99,
-                           join_timeout=30.0, stage_timeout=45.5)  # fmt: skip
+                           join_timeout=30.0, stage_timeout=45.5, train_timeout=900.0)  # fmt: skip
     parsed = tomllib.loads(settings.to_run_config().replace(" ", "\n"))
     assert RunSettings.from_run_config(parsed) == settings
     app = tomllib.loads((APP_DIR / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
