@@ -154,7 +154,9 @@ def listing_figures(section: str, chain: Chain, client: CoveClient, buyer: str) 
     figures += page_figures(section, client)
     figures.append((section, "process: cove datasets --json", _cli(chain.home, "datasets", "--json")))
     figures.append((section, "process: cove jobs --all --json", _cli(chain.home, "jobs", "--all", "--json")))
-    figures.append((section, "process: cove datasets (Rich table)", _cli(chain.home, "datasets")))
+    figures.append((section, "process: cove datasets (Rich table, the first 50)", _cli(chain.home, "datasets")))
+    figures.append((section, "process: cove datasets --limit 0 (Rich table, every one)",
+                    _cli(chain.home, "datasets", "--limit", "0")))
     return figures
 
 

@@ -118,6 +118,20 @@ def dataset_listing(client: CoveClient) -> list[dict[str, Any]]:
     return [_listing_row(client, entry) for entry in entries]
 
 
+def search_listing(listing: list[dict[str, Any]], query: str = "", tag: str = "") -> list[dict[str, Any]]:
+    """The rows of `listing` whose id, name, owner or tags contain `query` (any case) and
+    that carry `tag` (exactly), in their order."""
+    wanted = query.strip().lower()
+    return [row for row in listing if _matches(row, wanted) and (not tag or tag in row["tags"])]
+
+
+def _matches(row: dict[str, Any], wanted: str) -> bool:
+    if not wanted:
+        return True
+    haystack = [f"#{row['id']}", str(row["id"]), str(row["name"]), str(row["owner"]), *row["tags"]]
+    return any(wanted in text.lower() for text in haystack)
+
+
 def _summarise(client: CoveClient, entries: list[dict[str, Any]]) -> None:
     """Reads the metadata of `entries`, filling in their summary and keeping it in the index."""
     if not entries:

@@ -16,6 +16,7 @@ from exchange.cli.policy_options import (
     policy_fields,
 )  # fmt: skip
 from exchange.errors import InputError, PolicyError
+from exchange.paging import PAGE_SIZE, paginate
 from exchange.units import delta_text
 
 if TYPE_CHECKING:
@@ -114,21 +115,47 @@ def publish(
 
 
 @chain_command
-def datasets(home: HomeOption = None, rpc: RpcOption = None, json: JsonOption = False) -> None:
-    """List the published datasets."""
-    from exchange.catalog import dataset_listing
+def datasets(
+    search: str = typer.Option("", "--search", help="Only the datasets whose id, name, owner or tags contain this text (any case)."),
+    tag: str = typer.Option("", "--tag", help="Only the datasets with this tag."),
+    limit: int | None = typer.Option(
+        None, "--limit", min=0,
+        help=f"Datasets per page (default: {PAGE_SIZE} in the table, every one with --json; 0: every one).",
+    ),
+    page: int = typer.Option(1, "--page", min=1, help="Which page of --limit datasets to show."),
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    json: JsonOption = False,
+) -> None:
+    """List the published datasets, a page at a time (--search and --tag narrow the list)."""
+    from exchange.catalog import dataset_listing, search_listing
 
     # Typed per column as the DataFrame this command used to print (a price column with one
     # paid dataset is float throughout), so the output stays what scripts already read.
     client = open_client(home, rpc, None, needs_account=False)
-    records = frame_records(dataset_listing(client))
+    matching = frame_records(search_listing(dataset_listing(client), search, tag))
+    size = (0 if json else PAGE_SIZE) if limit is None else limit
+    per_page = size or max(len(matching), 1)  # 0: every one, on one page
+    records, where = paginate(matching, page, per_page)
+    if page > where.count:
+        pages = "is 1 page" if where.count == 1 else f"are {where.count:,} pages"
+        raise InputError(f"There {pages} of {per_page:,} datasets; ask for --page 1 to {where.count:,}.")
     if json:
         print_json(records)
+        return
+    if not records:
+        narrowed = " and ".join(f for f in (f"contains '{search}'" if search else "", f"has the tag '{tag}'" if tag else "") if f)
+        console.print(f"No dataset {narrowed}." if narrowed else "No dataset is published on this hub yet.",
+                      markup=False, highlight=False)  # fmt: skip
         return
     rows = [[r["id"], r["name"], r["rows"], r["columns"], "free" if r["currency"] == "free" else f"{r['price']:g} {r['currency']}",
              f"{r['budget_epsilon']:g}", f"{r['per_job_epsilon']:g}", ", ".join(r["tags"]), r["owner"]] for r in records]  # fmt: skip
     console.print(table("Datasets", ["id", "name", "rows", "columns", "price", "budget ε", "per-job ε", "tags", "owner"], rows,
                         whole={"owner"}))  # fmt: skip
+    if where.count > 1:
+        more = f"--page {where.number + 1} for the next, " if where.number < where.count else ""
+        console.print(f"datasets {where.first:,} to {where.last:,} of {where.matching:,} (page {where.number} of "
+                      f"{where.count}); {more}--limit 0 for every one", highlight=False)  # fmt: skip
 
 
 def _policy_pairs(view_policy: PolicyTerms, version: int, symbol: str) -> list[tuple[str, Any]]:

@@ -12,10 +12,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from exchange.catalog import DatasetView, dataset_listing, dataset_view
+from exchange.catalog import DatasetView, dataset_listing, dataset_view, search_listing
 from exchange.client import CoveClient
 from exchange.errors import CoveError, InputError
 from exchange.jobs import JobInfo, RequestedJob, fetch_provenance, job_events, job_info, verify
+from exchange.paging import Slice, paginate
 from exchange.policy import PolicyTerms
 from exchange.provenance import Check, SignedProvenance
 from exchange.sdk.ledger import budget_points, job_rows, policy_deltas
@@ -45,27 +46,6 @@ class Scope:
 
 
 EVERY_DATASET = Scope()
-PAGE_SIZE = 50  # rows of a listing on one page: a hub of 10,000 datasets stays a light page
-
-
-@dataclass(frozen=True)
-class Slice:
-    """Which page of a longer list is shown."""
-
-    number: int  # from 1
-    count: int  # pages in all, at least 1
-    first: int  # position of the first row shown, from 1
-    last: int  # position of the last row shown
-    matching: int  # rows in the whole list
-
-
-def paginate(rows: list[Any], number: int, size: int = PAGE_SIZE) -> tuple[list[Any], Slice]:
-    """Page `number` of `rows` (clamped to the pages there are)."""
-    count = max(1, -(-len(rows) // size))
-    number = min(max(number, 1), count)
-    start = (number - 1) * size
-    shown = rows[start : start + size]
-    return shown, Slice(number, count, start + 1 if shown else 0, start + len(shown), len(rows))
 
 
 @dataclass(frozen=True)
@@ -137,18 +117,9 @@ def market(client: CoveClient, query: str = "", tag: str = "", page: int = 1, sc
     for row in listing:
         for name in row["tags"]:
             counts[name] = counts.get(name, 0) + 1
-    wanted = query.strip().lower()
-    matching = [row for row in listing if _matches(row, wanted) and (not tag or tag in row["tags"])]
-    shown, where = paginate(matching, page)
+    shown, where = paginate(search_listing(listing, query, tag), page)
     tags = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return Market(shown, where, len(listing), tags, query.strip(), tag)
-
-
-def _matches(row: dict[str, Any], wanted: str) -> bool:
-    if not wanted:
-        return True
-    haystack = [f"#{row['id']}", str(row["id"]), str(row["name"]), str(row["owner"]), *row["tags"]]
-    return any(wanted in text.lower() for text in haystack)
 
 
 def dataset_page(client: CoveClient, dataset_id: int, scope: Scope = EVERY_DATASET) -> DatasetPage:

@@ -262,6 +262,57 @@ def test_the_owner_column_is_never_cut(listing: None, width: int, monkeypatch: p
     assert all(row["owner"] in screen.getvalue() for row in LISTING)
 
 
+def hub_of(count: int) -> list[dict[str, Any]]:
+    """`count` datasets, every tenth one tagged "cardiology" and priced."""
+    return [LISTING[1] | {"id": i, "name": f"Cohort {i}", "tags": ["cardiology"] if i % 10 == 0 else [],
+                          "price": 2.5 if i % 10 == 0 else 0} for i in range(1, count + 1)]  # fmt: skip
+
+
+@pytest.fixture
+def big_hub(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    import exchange.catalog
+
+    rows = hub_of(120)
+    monkeypatch.setattr(dataset_cmd, "open_client", lambda *args, **kwargs: SimpleNamespace())
+    monkeypatch.setattr(exchange.catalog, "dataset_listing", lambda _: [dict(r) for r in rows])
+    monkeypatch.setenv("COLUMNS", "250")
+    return rows
+
+
+def shown_ids(stdout: str) -> list[int]:
+    return [int(cells[1]) for line in stdout.splitlines() if (cells := line.split("│"))[1:] and cells[1].strip().isdigit()]
+
+
+def test_the_table_shows_a_page_at_a_time_and_says_what_is_left(big_hub: list[dict[str, Any]]) -> None:
+    first = run_cove("datasets")
+    assert first.exit_code == 0, first.stderr
+    assert shown_ids(first.stdout) == list(range(1, 51))
+    assert "datasets 1 to 50 of 120 (page 1 of 3); --page 2 for the next, --limit 0 for every one" in first.stdout
+    last = run_cove("datasets", "--page", "3")
+    assert shown_ids(last.stdout) == list(range(101, 121)) and "--page 4" not in last.stdout
+    assert shown_ids(run_cove("datasets", "--limit", "0").stdout) == list(range(1, 121))  # control: every one
+    assert shown_ids(run_cove("datasets", "--limit", "7", "--page", "2").stdout) == list(range(8, 15))
+    beyond = run_cove("datasets", "--page", "4")
+    assert beyond.exit_code == 2 and "There are 3 pages of 50 datasets; ask for --page 1 to 3." in beyond.stderr
+
+
+def test_json_lists_every_dataset_unless_a_limit_is_given(big_hub: list[dict[str, Any]]) -> None:
+    assert [r["id"] for r in run_cove("datasets", "--json").json()] == list(range(1, 121))
+    page = run_cove("datasets", "--json", "--limit", "50", "--page", "3").json()
+    assert [r["id"] for r in page] == list(range(101, 121))
+    assert {type(r["price"]) for r in page} == {float}  # typed over the whole listing, as before
+
+
+def test_search_and_tag_narrow_the_listing(big_hub: list[dict[str, Any]]) -> None:
+    tagged = run_cove("datasets", "--tag", "cardiology", "--json").json()
+    assert [r["id"] for r in tagged] == list(range(10, 121, 10))
+    assert [r["id"] for r in run_cove("datasets", "--search", "COHORT 11", "--json").json()] == [11, *range(110, 120)]
+    both = run_cove("datasets", "--search", "cohort 11", "--tag", "cardiology")
+    assert shown_ids(both.stdout) == [110] and "page 1 of" not in both.stdout  # one page: no pager line
+    none = run_cove("datasets", "--search", "[red]oncology", "--tag", "x")
+    assert none.exit_code == 0 and "No dataset contains '[red]oncology' and has the tag 'x'." in none.stdout
+
+
 def test_without_a_whole_column_rich_cuts_the_owner_at_120() -> None:
     """Control: the same table without the owner kept whole is what the issue showed."""
     rows = [[r["id"], r["name"], r["rows"], r["columns"], "2.5 tUSD", "8", "2", r["tags"], r["owner"]] for r in LISTING]

@@ -60,6 +60,9 @@ pytestmark = pytest.mark.chain
 HOSPITALS = 3
 ROWS = 1000  # per hospital
 LOCAL_EPOCHS = 2  # each round's
+# 8 units left about one run in ten stuck predicting the majority class; 16 beat every lone
+# hospital in 44 runs of 44 (benchmarks/federated_accuracy.py).
+HIDDEN = 16
 SCIENTIST = dev_account(4)
 
 
@@ -158,7 +161,7 @@ def market(tmp_path: Path) -> Iterator[Market]:
 
 
 def spec(epsilon: float, epochs: int = LOCAL_EPOCHS) -> ModelSpec:
-    return ModelSpec.parse(spec_dict(epochs=epochs, epsilon=epsilon, hidden=8) | {"learning_rate": 0.05})
+    return ModelSpec.parse(spec_dict(epochs=epochs, epsilon=epsilon, hidden=HIDDEN) | {"learning_rate": 0.05})
 
 
 def accuracy(module: torch.nn.Module, model_spec: ModelSpec, schema: DatasetSchema, rows: pd.DataFrame) -> float:

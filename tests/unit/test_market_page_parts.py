@@ -14,7 +14,8 @@ from exchange.ui.app import ServedBy, job_context, templates
 from exchange.ui.format import number, price
 from exchange.units import delta_text as delta
 from exchange.ui.ledger_chart import Charge, Frame, axis_top, ledger_svg
-from exchange.ui.views import JobPage, Market, Slice, paginate
+from exchange.paging import Slice, paginate
+from exchange.ui.views import JobPage, Market
 from test_provenance import RUNNER, record_fields
 
 
