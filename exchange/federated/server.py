@@ -149,15 +149,18 @@ def make_strategy(initial: list[np.ndarray], members: int, join_timeout: float, 
 
 
 def make_secure_fit(strategy: Any, stage_timeout: float, train_timeout: float) -> Any:
-    """Flower's SecAgg+ workflow, restarted among the rest when a runner misses a round's setup,
+    """Flower's SecAgg+ workflow, restarted among the rest when a runner misses a key stage,
     and stopped at the first round that does not aggregate.
 
     SecAgg+ recovers a runner that drops out after the keys are shared (its masks are rebuilt
-    from the others' shares), but a runner that never answers the setup leaves too few shares
-    of the others' secrets when only two remain, and the round would be lost after every
-    runner had trained. So a round goes on past its setup only if every runner sampled
-    answered it; otherwise the silent ones are left out and the round starts again. Nothing
-    has been trained at that point: each runner trains once per round, in the stage after.
+    from the others' shares), but not one that drops out before: one silent at the setup
+    leaves too few shares of the others' secrets when only two remain, and one silent at the
+    key sharing is still asked for in the unmasking, where no runner holds a share of its key
+    (Flower's runners then fail the round). Either way the round would be lost after every
+    runner had trained. So a round goes past each of those two stages only if every runner
+    asked answered it; otherwise the silent ones are left out and the round starts again.
+    Nothing has been trained at that point: each runner trains once per round, in the stage
+    after.
 
     That stage (collecting the masked updates) waits `train_timeout`, the others
     `stage_timeout`: a runner's reply there comes after its training, which takes as long as
@@ -168,7 +171,7 @@ def make_secure_fit(strategy: Any, stage_timeout: float, train_timeout: float) -
     from flwr.server.workflow import SecAggPlusWorkflow
     from flwr.supercore import log
 
-    class SetupCheckedSecAggPlus(SecAggPlusWorkflow):  # type: ignore[misc]
+    class CheckedSecAggPlus(SecAggPlusWorkflow):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__(
                 num_shares=1.0,  # every runner holds a share of every other's keys
@@ -192,19 +195,23 @@ def make_secure_fit(strategy: Any, stage_timeout: float, train_timeout: float) -
             )
             return False
 
-        def setup_stage(self, grid: Any, context: Any, state: Any) -> bool:
-            if not self._stage("setup", super().setup_stage, stage_timeout, grid, context, state):
-                return False
-            silent = set(state.sampled_node_ids) - set(state.active_node_ids)
+        def _all_answered(self, name: str, stage: Any, grid: Any, context: Any, state: Any) -> bool:
+            """Runs a key stage; a runner silent there is left out and the round starts again."""
+            asked = set(state.active_node_ids)  # none yet before the setup, which samples them
+            answered = self._stage(name, stage, stage_timeout, grid, context, state)
+            silent = (asked or set(state.sampled_node_ids)) - set(state.active_node_ids)
             if silent:
                 strategy.left_out |= silent
                 self.restart = True
-                log(INFO, "%s runner(s) missed the setup; the round starts again without them", len(silent))
+                log(INFO, "%s runner(s) missed the %s; the round starts again without them", len(silent), name)
                 return False
-            return True
+            return answered
+
+        def setup_stage(self, grid: Any, context: Any, state: Any) -> bool:
+            return self._all_answered("setup", super().setup_stage, grid, context, state)
 
         def share_keys_stage(self, grid: Any, context: Any, state: Any) -> bool:
-            return self._stage("key sharing", super().share_keys_stage, stage_timeout, grid, context, state)
+            return self._all_answered("key sharing", super().share_keys_stage, grid, context, state)
 
         def collect_masked_vectors_stage(self, grid: Any, context: Any, state: Any) -> bool:
             advice = "; a round's training may need longer (cove train --train-timeout, or train_timeout=)"
@@ -225,7 +232,7 @@ def make_secure_fit(strategy: Any, stage_timeout: float, train_timeout: float) -
                 why = self.halted or "its aggregate was not committed"
                 raise FederationError(f"Round {strategy.current_round} did not aggregate: {why}.")
 
-    return SetupCheckedSecAggPlus()
+    return CheckedSecAggPlus()
 
 
 def run_federation(grid: Any, context: Any) -> None:

@@ -21,6 +21,7 @@ import signal
 from decimal import ROUND_UP, Decimal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -254,20 +255,50 @@ def test_three_hospitals_train_one_model_that_beats_each_of_theirs(market: Marke
     assert [ledger_epsilon(scientist, d) for d in market.datasets] == before
 
 
-def test_a_runner_killed_mid_federation_fails_its_job_and_the_others_finish(market: Market, tmp_path: Path) -> None:
+SENT_ITS_KEYS = "stage 0 completes"  # what Flower's SecAgg+ client logs as it answers a round's setup
+
+
+def kill_when_it_sent_its_keys(victim: RunnerProcess, rounds_before: int) -> threading.Thread:
+    """Kills `victim` as soon as it has answered the setup of round `rounds_before + 1`: it
+    then never shares its keys, the moment SecAgg+ alone cannot recover from."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 300
+        while victim.log.read_text(errors="replace").count(SENT_ITS_KEYS) <= rounds_before:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        victim.kill()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
+@pytest.mark.parametrize("moment", ["as round 1 is committed", "right after it sent its round-2 keys"])
+def test_a_runner_killed_mid_federation_fails_its_job_and_the_others_finish(
+    market: Market, tmp_path: Path, moment: str
+) -> None:
+    """Killed as round 1 is committed, the victim misses round 2's setup, its key sharing or
+    its training, as the timing falls; killed right after its round-2 setup, it misses the
+    key sharing, after which Flower's SecAgg+ alone would fail the round."""
     scientist, rounds, victim = market.scientist, 2, market.runners[2]
     for dataset_id in market.datasets:
         buy_credits(scientist, dataset_id, 1)
     before = ledger_epsilon(scientist, market.datasets[2])
 
     def on_round(round_number: int, digest: bytes) -> None:
-        if round_number == 1:  # round 1 is committed: round 2 starts without the victim
+        if round_number == 1 and moment.startswith("as round 1"):
             victim.kill()
 
+    watcher = kill_when_it_sent_its_keys(victim, rounds_before=1) if moment.startswith("right after") else None
     result = train_federated(
         scientist, spec(epsilon=3.0), market.datasets, rounds, home_dir=tmp_path / "scientist" / "aggregator",
         aggregator_key=SCIENTIST.key.hex(), join_timeout=120, stage_timeout=20, train_timeout=180, on_round=on_round,
     )  # fmt: skip
+    if watcher is not None:
+        watcher.join(timeout=5)
+        assert victim.process.poll() is not None, "the victim was not killed after its round-2 setup"
     assert read_federation(scientist, result.federation_id).committed == rounds  # SecAgg+ went on with two
     victim.start()  # restarted, it fails the job it had been training: nothing runs twice
     victim_job = result.job_ids[2]
